@@ -1,0 +1,195 @@
+"""Merge experiment yaml files (with ``_BASE_`` inheritance) and command-line ``KEY VALUE`` pairs.
+
+Every rejection names the source (file or command line), the key and what was expected, because a
+typo in a 140-epoch experiment file should fail in the first second, not after the first epoch.
+"""
+import ast
+import difflib
+import os
+from typing import Any, Iterable, List, Optional, Sequence
+
+import yaml
+from yacs.config import CfgNode as CN
+
+from ..utils.errors import ConfigError
+from .defaults import get_cfg
+
+BASE_KEY = "_BASE_"
+COMMAND_LINE = "command line"
+
+
+def load_cfg(path: Optional[str] = None, opts: Sequence[str] = (), freeze: bool = True) -> CN:
+    """Return the defaults merged with the yaml file at ``path`` and then ``opts`` (KEY VALUE ...)."""
+    cfg = get_cfg()
+    if path:
+        merge_yaml(cfg, path)
+    merge_opts(cfg, opts)
+    _resolve_data_dir(cfg)
+    if freeze:
+        cfg.freeze()
+    return cfg
+
+
+def merge_yaml(cfg: CN, path: str) -> None:
+    """Merge one yaml file (after its ``_BASE_`` chain) into ``cfg`` in place."""
+    for source, mapping in _read_with_bases(path, seen=()):
+        _merge_mapping(cfg, mapping, source, prefix="")
+
+
+def merge_opts(cfg: CN, opts: Sequence[str]) -> None:
+    """Merge a flat ``[KEY, VALUE, KEY, VALUE, ...]`` list from the command line into ``cfg``."""
+    opts = list(opts)
+    if len(opts) % 2:
+        raise ConfigError(
+            f"{COMMAND_LINE}: overrides come in KEY VALUE pairs, got an odd count ({len(opts)}): "
+            f"'{opts[-1]}' has no value")
+    for key, raw in zip(opts[0::2], opts[1::2]):
+        node, leaf = _walk_to_parent(cfg, key, COMMAND_LINE)
+        value = _parse_literal(raw)
+        if leaf not in node:
+            if not node.is_new_allowed():
+                raise _unknown_key(key, COMMAND_LINE)
+            node[leaf] = value
+            continue
+        node[leaf] = _coerce(node[leaf], value, raw, key, COMMAND_LINE)
+
+
+def _read_with_bases(path: str, seen: tuple) -> List[tuple]:
+    """Return [(source, mapping)] for ``path`` and its ``_BASE_`` ancestors, base first."""
+    real = os.path.realpath(path)
+    if real in seen:
+        chain = " -> ".join(list(seen) + [real])
+        raise ConfigError(f"{path}: _BASE_ inheritance loops back on itself ({chain})")
+    mapping = _read_yaml(path)
+    base = mapping.pop(BASE_KEY, None)
+    chain = []
+    if base is not None:
+        if not isinstance(base, str):
+            raise ConfigError(f"{path}: {BASE_KEY} must be a relative file path string, got {base!r}")
+        base_path = os.path.join(os.path.dirname(path), base)
+        chain = _read_with_bases(base_path, seen + (real,))
+    return chain + [(path, mapping)]
+
+
+def _read_yaml(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            mapping = yaml.safe_load(handle)
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigError(f"{path}: malformed yaml{line}: {getattr(err, 'problem', err)}") from None
+    if mapping is None:
+        return {}
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys at the top level, "
+                          f"got {type(mapping).__name__}")
+    return mapping
+
+
+def _merge_mapping(node: CN, mapping: dict, source: str, prefix: str) -> None:
+    for key, value in mapping.items():
+        full = prefix + str(key)
+        if key not in node:
+            if not node.is_new_allowed():
+                raise _unknown_key(full, source)
+            node[key] = CN(value, new_allowed=True) if isinstance(value, dict) else value
+            continue
+        current = node[key]
+        if isinstance(current, CN):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: config key {full} is a section; expected a mapping "
+                                  f"of its keys, got {value!r}")
+            _merge_mapping(current, value, source, full + ".")
+        else:
+            node[key] = _coerce(current, value, None, full, source)
+
+
+def _walk_to_parent(cfg: CN, key: str, source: str):
+    parts = key.split(".")
+    node = cfg
+    for part in parts[:-1]:
+        child = node.get(part) if isinstance(node, CN) else None
+        if not isinstance(child, CN):
+            if isinstance(node, CN) and node.is_new_allowed() and child is None:
+                node[part] = CN(new_allowed=True)
+                child = node[part]
+            else:
+                raise _unknown_key(key, source)
+        node = child
+    return node, parts[-1]
+
+
+def _all_keys(node: CN, prefix: str = "") -> Iterable[str]:
+    for key, value in node.items():
+        yield prefix + key
+        if isinstance(value, CN):
+            yield from _all_keys(value, prefix + key + ".")
+
+
+def _unknown_key(key: str, source: str) -> ConfigError:
+    """Name the unknown key and the valid keys closest to it (all valid keys are the defaults')."""
+    valid = list(_all_keys(get_cfg()))
+    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.6)
+    if not close:
+        leaf = key.split(".")[-1]
+        close = [k for k in valid if k.split(".")[-1] in
+                 difflib.get_close_matches(leaf, [v.split(".")[-1] for v in valid], n=3, cutoff=0.7)][:3]
+    hint = f"; closest valid keys: {', '.join(close)}" if close else ""
+    return ConfigError(f"{source}: unknown config key {key}{hint}")
+
+
+def _parse_literal(raw: str) -> Any:
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw
+
+
+def _coerce(default: Any, value: Any, raw: Optional[str], key: str, source: str) -> Any:
+    """Return ``value`` converted to the type of ``default`` where that is lossless, else raise."""
+    expected = type(default)
+    if default is None:
+        return value
+    if expected is bool:
+        if isinstance(value, bool):
+            return value
+    elif expected is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif expected is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif expected is str:
+        if isinstance(value, str):
+            return value
+        if raw is not None:  # a command-line string that happens to parse as a number
+            return raw
+    elif expected in (list, tuple):
+        if isinstance(value, (list, tuple)):
+            return expected(value)
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            return expected([value])
+    else:
+        if isinstance(value, expected):
+            return value
+    raise ConfigError(f"{source}: config key {key} expects {_type_name(expected)}, "
+                      f"got {value!r} ({type(value).__name__})")
+
+
+def _type_name(expected: type) -> str:
+    return {bool: "a bool (True/False)", int: "an int", float: "a number", str: "a string",
+            list: "a list", tuple: "a list"}.get(expected, expected.__name__)
+
+
+def _resolve_data_dir(cfg: CN) -> None:
+    """Join relative data paths to DATA_DIR as the official ``update_config`` does."""
+    if not cfg.DATA_DIR:
+        return
+    if not os.path.exists(cfg.DATASET.ROOT):
+        cfg.DATASET.ROOT = os.path.join(cfg.DATA_DIR, cfg.DATASET.ROOT)
+    cfg.MODEL.PRETRAINED = os.path.join(cfg.DATA_DIR, cfg.MODEL.PRETRAINED)
+    if cfg.TEST.MODEL_FILE:
+        cfg.TEST.MODEL_FILE = os.path.join(cfg.DATA_DIR, cfg.TEST.MODEL_FILE)

@@ -1,0 +1,46 @@
+"""Install posekit (package dir lib/) and build its compiled ops extension ``posekit._C``.
+
+CPU kernels are always built. CUDA kernels are added when a CUDA toolkit and a CUDA build of torch are
+present, or when FORCE_CUDA=1; TORCH_CUDA_ARCH_LIST picks the architectures as usual.
+"""
+import glob
+import os
+
+from setuptools import find_packages, setup
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+import torch
+
+CSRC = os.path.join("lib", "posekit", "ops", "csrc")
+
+
+def _with_cuda() -> bool:
+    if os.environ.get("FORCE_CUDA", "0") == "1":
+        return True
+    return torch.version.cuda is not None and CUDA_HOME is not None
+
+
+def _extension():
+    sources = sorted(glob.glob(os.path.join(CSRC, "*.cpp")) + glob.glob(os.path.join(CSRC, "cpu", "*.cpp")))
+    extra = {"cxx": ["-O3", "-std=c++17"]}
+    if os.name != "nt":
+        extra["cxx"].append("-fopenmp")
+    if not _with_cuda():
+        return CppExtension("posekit._C", sources, extra_compile_args=extra, extra_link_args=["-fopenmp"])
+    extra["nvcc"] = ["-O3", "--expt-relaxed-constexpr", "-DWITH_CUDA"]
+    extra["cxx"].append("-DWITH_CUDA")
+    sources += sorted(glob.glob(os.path.join(CSRC, "cuda", "*.cu")))
+    return CUDAExtension("posekit._C", sources, extra_compile_args=extra, extra_link_args=["-fopenmp"])
+
+
+setup(
+    name="posekit",
+    version="0.1.0",
+    description="Multi-person human pose: DEKR, DensePose R-CNN (KTN, AMANet) and LCR-Net in one library",
+    package_dir={"": "lib"},
+    packages=find_packages("lib"),
+    python_requires=">=3.9",
+    ext_modules=[_extension()],
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    zip_safe=False,
+)
