@@ -91,6 +91,23 @@ CROWDPOSE = KeypointSet(
                    (6, 8), (7, 9), (8, 10), (9, 11), (6, 7), (0, 1)),
 )
 
+# DeepFashion2 category 1 ("short sleeve top"): 25 landmarks numbered 1..25 around the garment outline
+# (1 collar centre, 2..6 neckline, 7..25 sleeves, sides and hem). Flip pairs and skeleton: the DeepFashion2
+# keypoint configs of HRNet-for-Fashion-Landmark-Estimation and MMPose (deepfashion2.py); sigmas: the first
+# 25 entries of the OKS sigmas in DeepFashion2's own evaluation API (deepfashion2_api cocoeval.py).
+DEEPFASHION2_CAT1 = KeypointSet(
+    name="deepfashion2_cat1",
+    joint_names=tuple(f"short_sleeve_top_{i}" for i in range(1, 26)),
+    flip_pairs=_pairs([[2, 6], [3, 5], [7, 25], [8, 24], [9, 23], [10, 22], [11, 21], [12, 20], [13, 19],
+                       [14, 18], [15, 17]]),
+    sigmas=(0.012, 0.0158, 0.0169, 0.0165, 0.0169, 0.0158, 0.0298, 0.0329, 0.0321, 0.0323, 0.034, 0.0388,
+            0.0452, 0.0574, 0.0492, 0.0352, 0.0492, 0.0574, 0.0452, 0.0388, 0.034, 0.0323, 0.0321, 0.0329,
+            0.0298),
+    skeleton=_pairs([[1, 2], [2, 7], [7, 8], [8, 9], [9, 10], [10, 11], [11, 12], [12, 13], [13, 14],
+                     [14, 15], [15, 16], [16, 17], [17, 18], [18, 19], [19, 20], [20, 21], [21, 22],
+                     [22, 23], [23, 24], [24, 25], [25, 6], [6, 1], [2, 3], [3, 4], [4, 5], [5, 6]]),
+)
+
 _REGISTRY: Dict[str, KeypointSet] = {}
 
 
@@ -120,5 +137,5 @@ def keypoint_set_from_cfg(cfg) -> KeypointSet:
     return keypoint_set
 
 
-for _set in (COCO, CROWDPOSE):
+for _set in (COCO, CROWDPOSE, DEEPFASHION2_CAT1):
     register_keypoint_set(_set)

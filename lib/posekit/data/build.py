@@ -1,0 +1,43 @@
+"""``build_dataset`` / ``build_test_dataset``: config -> data set, with the official data-set names."""
+from typing import Callable, Dict
+
+from yacs.config import CfgNode
+
+from ..utils.errors import ConfigError
+from .datasets import DekrTrainDataset, KeypointTestDataset, coco_layout, crowdpose_layout
+from .datasets.keypoints import DatasetLayout
+from .metadata import keypoint_set_from_cfg
+
+LayoutFactory = Callable[[str, str, str], DatasetLayout]
+
+# DATASET.DATASET (training) and DATASET.DATASET_TEST names of the official yamls, plus converted sets.
+LAYOUTS: Dict[str, LayoutFactory] = {
+    "coco_kpt": coco_layout,
+    "coco": coco_layout,
+    "rescore_coco": coco_layout,
+    "crowd_pose_kpt": crowdpose_layout,
+    "crowd_pose": crowdpose_layout,
+    "rescore_crowdpose": crowdpose_layout,
+    "deepfashion2_cat1": coco_layout,
+}
+
+
+def _layout(name: str, key: str, cfg: CfgNode, split: str) -> DatasetLayout:
+    if name not in LAYOUTS:
+        raise ConfigError(f"{key}: unknown data set '{name}'; known: {', '.join(sorted(LAYOUTS))}")
+    return LAYOUTS[name](cfg.DATASET.ROOT, split, cfg.DATASET.DATA_FORMAT)
+
+
+def build_dataset(cfg: CfgNode, is_train: bool):
+    """The DEKR training set of DATASET.TRAIN (``is_train``) or the test set of DATASET.TEST."""
+    if not is_train:
+        return build_test_dataset(cfg)
+    layout = _layout(cfg.DATASET.DATASET, "DATASET.DATASET", cfg, cfg.DATASET.TRAIN)
+    return DekrTrainDataset(layout, keypoint_set_from_cfg(cfg), cfg.DATASET, cfg.SEED)
+
+
+def build_test_dataset(cfg: CfgNode) -> KeypointTestDataset:
+    """Test images of DATASET.TEST read as DATASET.DATASET_TEST (DATASET.DATASET when that is empty)."""
+    key = "DATASET.DATASET_TEST" if cfg.DATASET.DATASET_TEST else "DATASET.DATASET"
+    layout = _layout(cfg.DATASET.DATASET_TEST or cfg.DATASET.DATASET, key, cfg, cfg.DATASET.TEST)
+    return KeypointTestDataset(layout, keypoint_set_from_cfg(cfg))

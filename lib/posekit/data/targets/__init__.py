@@ -1,0 +1,1 @@
+"""Training targets, one module per method."""

@@ -1,0 +1,162 @@
+"""Data sets on data/samples and on generated data: item layout, loss mask, zip reading, errors, seeding."""
+import json
+import shutil
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from posekit.config import get_cfg
+from posekit.data import build_dataset, build_test_dataset
+from posekit.utils.errors import DataError
+
+
+def coco_cfg(root, **dataset):
+    cfg = get_cfg()
+    cfg.DATASET.ROOT = str(root)
+    cfg.DATASET.INPUT_SIZE, cfg.DATASET.OUTPUT_SIZE = 256, 64
+    for key, value in dataset.items():
+        setattr(cfg.DATASET, key, value)
+    return cfg
+
+
+def crowdpose_cfg(root):
+    return coco_cfg(root, DATASET="crowd_pose_kpt", DATASET_TEST="crowd_pose", NUM_JOINTS=14, TRAIN="trainval",
+                    TEST="test")
+
+
+def test_coco_sample_items(samples_dir):
+    dataset = build_dataset(coco_cfg(samples_dir / "coco"), is_train=True)
+    assert len(dataset) == 4
+    image, heatmap, mask, offset, offset_weight = dataset[0]
+    assert image.shape == (3, 256, 256) and heatmap.shape == mask.shape == (18, 64, 64)
+    assert offset.shape == offset_weight.shape == (34, 64, 64)
+    assert all(t.dtype == torch.float32 for t in (image, heatmap, mask, offset, offset_weight))
+    assert heatmap.max() <= 1 and set(np.unique(mask.numpy())) <= {0.0, np.float32(0.1), 1.0}
+    assert (offset_weight > 0).any() and heatmap[17].max() > 0.5
+
+
+def test_crowdpose_sample_items(samples_dir):
+    dataset = build_dataset(crowdpose_cfg(samples_dir / "crowdpose"), is_train=True)
+    assert len(dataset) == 2
+    shapes = [tuple(t.shape) for t in dataset[1]]
+    assert shapes == [(3, 256, 256), (15, 64, 64), (15, 64, 64), (28, 64, 64), (28, 64, 64)]
+
+
+def test_test_sets_expose_ground_truth_and_results_ids(samples_dir, tmp_path):
+    coco = build_test_dataset(coco_cfg(samples_dir / "coco"))
+    assert coco.gt_json.endswith("annotations/person_keypoints_val2017.json") and coco.has_annotations
+    image_id, image = coco[0]
+    assert image_id == 785 and image.shape == (425, 640, 3) and image.dtype == np.uint8
+    assert coco.results_image_id("000000397133.jpg") == 397133
+    crowdpose = build_test_dataset(crowdpose_cfg(samples_dir / "crowdpose"))
+    assert len(crowdpose) == 2 and crowdpose.results_image_id("100001.jpg.jpg") == 100001
+    # test-dev: image information only, images in images/test2017.
+    (tmp_path / "annotations").mkdir()
+    shutil.copytree(samples_dir / "coco/images/val2017", tmp_path / "images/test2017")
+    images = json.loads((samples_dir / "coco/annotations/person_keypoints_val2017.json").read_text())["images"]
+    (tmp_path / "annotations/image_info_test-dev2017.json").write_text(json.dumps({"images": images}))
+    test_dev = build_test_dataset(coco_cfg(tmp_path, TEST="test-dev2017"))
+    assert not test_dev.has_annotations and len(test_dev) == 4
+
+
+def test_rgb_channel_order(samples_dir):
+    coco = build_test_dataset(coco_cfg(samples_dir / "coco"))
+    bgr = cv2.imread(str(samples_dir / "coco/images/val2017/000000000785.jpg"))
+    assert (coco[0][1] == bgr[..., ::-1]).all()
+
+
+def _one_image_root(tmp_path, samples_dir, annotations):
+    """A COCO root with one sample image (425 x 640) and the given annotations."""
+    (tmp_path / "annotations").mkdir(parents=True)
+    (tmp_path / "images/train2017").mkdir(parents=True)
+    shutil.copy(samples_dir / "coco/images/val2017/000000000785.jpg", tmp_path / "images/train2017")
+    data = {"images": [{"id": 785, "file_name": "000000000785.jpg", "height": 425, "width": 640}],
+            "annotations": annotations, "categories": [{"id": 1, "name": "person"}]}
+    (tmp_path / "annotations/person_keypoints_train2017.json").write_text(json.dumps(data))
+    return tmp_path
+
+
+def _person(ann_id, points, **fields):
+    keypoints = [0] * 51
+    for joint, (x, y) in points.items():
+        keypoints[3 * joint: 3 * joint + 3] = [x, y, 2]
+    record = {"id": ann_id, "image_id": 785, "iscrowd": 0, "num_keypoints": len(points), "area": 5000.0,
+              "keypoints": keypoints, "segmentation": [], "category_id": 1}
+    record.update(fields)
+    return record
+
+
+def test_mask_is_zero_under_crowd_regions(tmp_path, samples_dir):
+    # Crowd RLE covering image columns 0..159 (column-major runs: 0 background, 160*425 crowd, rest background).
+    crowd = {"id": 2, "image_id": 785, "iscrowd": 1, "num_keypoints": 0, "area": 1.0, "keypoints": [0] * 51,
+             "category_id": 1, "segmentation": {"size": [425, 640], "counts": [0, 160 * 425, 480 * 425]}}
+    root = _one_image_root(tmp_path, samples_dir, [_person(1, {0: (400, 200), 5: (450, 300)}), crowd])
+    cfg = coco_cfg(root, MAX_ROTATION=0, MIN_SCALE=1.0, MAX_SCALE=1.0, MAX_TRANSLATE=0, FLIP=0.0)
+    _, _, mask, _, _ = build_dataset(cfg, is_train=True)[0]
+    # Crop: side 425 centred at (320, 212.5); output pixel u sits at image x = (u - 32) * 425 / 64 + 320.
+    crowd_columns = [u for u in range(64) if (u - 32) * 425 / 64 + 320 < 158]
+    free_columns = [u for u in range(64) if (u - 32) * 425 / 64 + 320 > 162]
+    assert crowd_columns and free_columns
+    assert (mask[:, :, crowd_columns] == 0).all()
+    assert (mask[:, 1:63, free_columns] > 0).all()
+
+
+def test_zip_images_and_folder_fallback(tmp_path, samples_dir):
+    root = _one_image_root(tmp_path, samples_dir, [_person(1, {0: (400, 200)})])
+    folder = build_test_dataset(coco_cfg(root, DATA_FORMAT="zip", TEST="train2017"))
+    assert not folder.layout.zipped
+    with zipfile.ZipFile(root / "images/train2017.zip", "w") as archive:
+        archive.write(root / "images/train2017/000000000785.jpg", "000000000785.jpg")
+    zipped = build_test_dataset(coco_cfg(root, DATA_FORMAT="zip", TEST="train2017"))
+    assert zipped.layout.zipped and (zipped[0][1] == folder[0][1]).all()
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("keypoints", [0] * 50, "field 'keypoints'"),
+    ("iscrowd", None, "missing field 'iscrowd'"),
+    ("area", None, "missing field 'area'"),
+])
+def test_malformed_annotations_name_file_and_field(tmp_path, samples_dir, field, value, message):
+    person = _person(7, {0: (400, 200)})
+    if value is None:
+        del person[field]
+    else:
+        person[field] = value
+    root = _one_image_root(tmp_path, samples_dir, [person])
+    with pytest.raises(DataError, match=rf"person_keypoints_train2017.json: annotation 7: {message}"):
+        build_dataset(coco_cfg(root), is_train=True)
+
+
+def test_missing_files_raise_data_error(tmp_path, samples_dir):
+    with pytest.raises(DataError, match="image folder not found"):
+        build_dataset(coco_cfg(tmp_path), is_train=True)
+    (tmp_path / "images/train2017").mkdir(parents=True)
+    with pytest.raises(DataError, match="person_keypoints_train2017.json: file not found"):
+        build_dataset(coco_cfg(tmp_path), is_train=True)
+    root = _one_image_root(tmp_path / "r", samples_dir, [_person(1, {0: (400, 200)})])
+    (root / "images/train2017/000000000785.jpg").unlink()
+    with pytest.raises(DataError, match="000000000785.jpg: cannot read the image"):
+        build_dataset(coco_cfg(root), is_train=True)[0]
+
+
+def _batches(dataset, workers):
+    loader = DataLoader(dataset, batch_size=2, shuffle=True, num_workers=workers,
+                        generator=torch.Generator().manual_seed(3))
+    return [batch for batch in loader]
+
+
+def test_samples_depend_only_on_seed_epoch_and_index(samples_dir):
+    dataset = build_dataset(coco_cfg(samples_dir / "coco"), is_train=True)
+    dataset.set_epoch(1)
+    serial, parallel = _batches(dataset, 0), _batches(dataset, 2)
+    for batch_a, batch_b in zip(serial, parallel):
+        assert all(torch.equal(a, b) for a, b in zip(batch_a, batch_b))
+    epoch1_image = dataset[0][0]
+    dataset.set_epoch(2)
+    assert not torch.equal(dataset[0][0], epoch1_image)
+    dataset.set_epoch(1)
+    assert torch.equal(dataset[0][0], epoch1_image)
