@@ -179,3 +179,11 @@ def test_tools_report_config_errors_as_one_line_and_exit_2(tmp_path, repo_root):
     debug = subprocess.run([sys.executable, "-c", script, "--cfg", path, "--debug"], capture_output=True,
                            text=True, env=env)
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_yaml_strings_are_read_as_python_literals_like_yacs(tmp_path):
+    """Official yamls write `GPUS: (0,1,2,3)`; yacs turns that string into a tuple."""
+    path = write(tmp_path, "gpus.yaml", "GPUS: (0,1,2,3)\nNAME: '2024'\nDATASET:\n  TEST: val2017\n")
+    cfg = load_cfg(path)
+    assert cfg.GPUS == (0, 1, 2, 3)
+    assert cfg.NAME == "2024" and cfg.DATASET.TEST == "val2017"

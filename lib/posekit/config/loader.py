@@ -104,7 +104,10 @@ def _merge_mapping(node: CN, mapping: dict, source: str, prefix: str) -> None:
                                   f"of its keys, got {value!r}")
             _merge_mapping(current, value, source, full + ".")
         else:
-            node[key] = _coerce(current, value, None, full, source)
+            # yacs reads yaml strings as Python literals too, so `GPUS: (0,1,2,3)` is a tuple.
+            raw = value if isinstance(value, str) else None
+            parsed = _parse_literal(value) if raw is not None else value
+            node[key] = _coerce(current, parsed, raw, full, source)
 
 
 def _walk_to_parent(cfg: CN, key: str, source: str):
