@@ -1,6 +1,4 @@
-"""A toy DEKR-shaped model and data set, fast stand-ins for training tests (K = 2 joints, 8x8 images), and
-the single-thread fixture of the training tests."""
-import pytest
+"""A toy DEKR-shaped model and data set, fast stand-ins for training tests (K = 2 joints, 8x8 images)."""
 import torch
 from torch import nn
 from torch.utils.data import Dataset
@@ -9,16 +7,6 @@ from posekit.config import get_cfg
 
 NUM_JOINTS = 2
 INPUT_SIZE, OUTPUT_SIZE = 8, 4
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    """Run torch single-threaded: bitwise comparisons need a fixed thread count, and on a busy 2-core
-    machine one thread is many times faster than two competing ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class ToyDekr(nn.Module):

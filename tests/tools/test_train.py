@@ -19,9 +19,8 @@ from posekit.models.dekr.loss import DekrLoss
 from posekit.utils.cli import run_tool
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO / "tools"), str(REPO / "tests" / "engine")]
+sys.path.insert(0, str(REPO / "tools"))
 import train  # noqa: E402
-from engine_toys import one_thread  # noqa: E402,F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

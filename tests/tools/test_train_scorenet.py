@@ -15,9 +15,8 @@ from posekit.models import build_rescore_net
 from posekit.utils.errors import DataError
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO / "tools"), str(REPO / "tests" / "engine")]
+sys.path.insert(0, str(REPO / "tools"))
 import train_scorenet  # noqa: E402
-from engine_toys import one_thread  # noqa: E402,F401  (fixture)
 
 SAMPLE_CFG = str(REPO / "experiments" / "samples" / "dekr_tiny_coco.yaml")
 

@@ -88,7 +88,7 @@ _C.TRAIN.AMP = ""
 # posekit: stop each epoch after this many iterations (0 = the whole epoch); for short runs and tests.
 _C.TRAIN.MAX_ITERS_PER_EPOCH = 0
 # posekit: stop training after this many seconds of wall time (0 = no limit), checkpointing first.
-_C.TRAIN.MAX_TIME = 0
+_C.TRAIN.MAX_TIME = 0.0
 
 _C.TEST = CN()
 _C.TEST.IMAGES_PER_GPU = 32
