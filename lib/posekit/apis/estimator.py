@@ -1,0 +1,79 @@
+"""``PoseEstimator``: a configured DEKR model with its weights, ready to estimate poses in images."""
+import os
+from typing import Dict, List, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from yacs.config import CfgNode
+
+from ..data.image_io import read_rgb
+from ..data.metadata import KeypointSet, keypoint_set_from_cfg
+from ..engine.checkpoint import load_weights
+from ..engine.device import configure_cudnn, resolve_device
+from ..inference.dekr import predict_image
+from ..models import build_model, build_rescore_net
+from ..utils.errors import CheckpointError, DataError
+
+Image = Union[np.ndarray, str, os.PathLike]
+Prediction = Dict[str, object]
+
+
+class PoseEstimator:
+    """DEKR built from ``cfg`` with TEST.MODEL_FILE loaded (and the rescore net when RESCORE.VALID), in eval mode.
+
+    Runs on cfg.DEVICE ('' = the GPU when there is one, else the CPU).
+    """
+
+    def __init__(self, cfg: CfgNode) -> None:
+        if not cfg.TEST.MODEL_FILE:
+            raise CheckpointError("TEST.MODEL_FILE is empty; pass the weights file, e.g. "
+                                  "TEST.MODEL_FILE model/pose_coco/pose_dekr_hrnetw32_coco.pth")
+        self.cfg = cfg
+        self.device = resolve_device(cfg.DEVICE)
+        configure_cudnn(cfg)
+        self.keypoint_set: KeypointSet = keypoint_set_from_cfg(cfg)
+        self.model = build_model(cfg)
+        load_weights(self.model, cfg.TEST.MODEL_FILE, strict=True)
+        self.model.to(self.device).eval()
+        self.rescore_net = self._load_rescore_net() if cfg.RESCORE.VALID else None
+
+    def _load_rescore_net(self) -> torch.nn.Module:
+        net = build_rescore_net(self.cfg)
+        try:
+            load_weights(net, self.cfg.RESCORE.MODEL_FILE, strict=True)
+        except CheckpointError as err:
+            raise CheckpointError(f"RESCORE.MODEL_FILE: {err} (or set RESCORE.VALID False)") from None
+        return net.to(self.device).eval()
+
+    @torch.inference_mode()
+    def estimate(self, image: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Raw pipeline output for one RGB uint8 (H, W, 3) image: poses (N, K, 3) and scores (N,), unsorted."""
+        return predict_image(self.model, check_rgb_image(image), self.cfg, self.keypoint_set, self.rescore_net)
+
+    def predict(self, image: Image) -> List[Prediction]:
+        """People in one image (RGB uint8 array or image path): ``{"keypoints": (K, 3) x, y, score, "score"}``.
+
+        Sorted by decreasing score.
+        """
+        if isinstance(image, (str, os.PathLike)):
+            image = read_rgb(os.fspath(image))
+        poses, scores = self.estimate(image)
+        return predictions_from_arrays(poses, scores)
+
+    def predict_batch(self, images: Sequence[Image]) -> List[List[Prediction]]:
+        """``predict`` for each image, in order."""
+        return [self.predict(image) for image in images]
+
+
+def check_rgb_image(image: np.ndarray) -> np.ndarray:
+    """``image`` itself when it is a uint8 (H, W, 3) array, else a DataError saying what was expected."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        got = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise DataError(f"expected an RGB image as a uint8 array of shape (H, W, 3) or an image path, got {got}")
+    return image
+
+
+def predictions_from_arrays(poses: np.ndarray, scores: np.ndarray) -> List[Prediction]:
+    """Poses (N, K, 3) and scores (N,) as a list of per-person dicts sorted by decreasing score."""
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    return [{"keypoints": np.asarray(poses[i], dtype=np.float32), "score": float(scores[i])} for i in order]

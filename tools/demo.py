@@ -1,0 +1,81 @@
+"""``make demo``: train the tiny sample DEKR for a few minutes, test it on the sample images, run the video demo.
+
+Every step is the user's own command line, run as a subprocess of this Python and printed before it runs.
+"""
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from posekit.config import load_cfg
+from posekit.engine.training_state import BEST_FILE, CHECKPOINT_FILE
+from posekit.utils.run_dirs import output_dir
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_CFG = "experiments/samples/dekr_tiny_coco.yaml"
+SAMPLE_VIDEO = "data/samples/video/street.mp4"
+VIDEO_OUTPUT = "output/inference_demo"
+# Seconds of training: with start-up and the two test steps the demo stays within a few minutes on 2 CPU cores.
+TRAIN_SECONDS = 180
+
+OFFICIAL_WEIGHTS_HELP = """\
+These weights were trained for {seconds} s on four sample images: they show that training, testing and the
+video demo run end to end, not how accurate DEKR is (expect an AP near 0). For real results, download the
+official models (model/pose_coco/pose_dekr_hrnetw32_coco.pth, model/rescore/final_rescore_coco_kpt.pth, see
+the README) and run:
+  python tools/valid.py --cfg experiments/coco/w32/w32_4x_reg03_bs10_512_adam_lr1e-3_coco_x140.yaml \\
+      TEST.MODEL_FILE model/pose_coco/pose_dekr_hrnetw32_coco.pth
+  python tools/inference_demo.py --cfg experiments/coco/inference_demo_coco.yaml --videoFile YOUR_VIDEO.mp4 \\
+      --outputDir output --visthre 0.3 TEST.MODEL_FILE model/pose_coco/pose_dekr_hrnetw32_coco.pth"""
+
+
+class StepFailed(Exception):
+    """A demo step exited with a non-zero status."""
+
+
+def run_step(title: str, tool: str, args: Sequence[str]) -> None:
+    """Run ``python tools/<tool> ARGS`` from the repository root, echoing the command; raise StepFailed on failure."""
+    command = [sys.executable, f"tools/{tool}", *args]
+    print(f"\n=== {title}\n$ python {shlex.join(command[1:])}", flush=True)
+    # Lets the demo run from a source checkout that was not pip-installed.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "lib"),
+                                                                     os.environ.get("PYTHONPATH")])))
+    code = subprocess.run(command, cwd=REPO, env=env).returncode
+    if code != 0:
+        raise StepFailed(f"demo stopped: '{title}' failed with exit status {code}; its output is above")
+
+
+def trained_weights(run_dir: Path) -> Path:
+    """The best model of the sample run, or its last checkpoint when no epoch has finished yet."""
+    best = run_dir / BEST_FILE
+    return best if best.is_file() else run_dir / CHECKPOINT_FILE
+
+
+def main() -> int:
+    """Run the three demo steps and say where their outputs are."""
+    run_dir = output_dir(load_cfg(str(REPO / SAMPLE_CFG)), SAMPLE_CFG)
+    try:
+        run_step(f"1/3 train the tiny sample model for at most {TRAIN_SECONDS} s", "train.py",
+                 ["--cfg", SAMPLE_CFG, "TRAIN.MAX_TIME", str(TRAIN_SECONDS)])
+        weights = str(trained_weights(run_dir))
+        run_step("2/3 test it on data/samples/coco (AP table)", "valid.py",
+                 ["--cfg", SAMPLE_CFG, "TEST.MODEL_FILE", weights])
+        run_step(f"3/3 run the video demo on {SAMPLE_VIDEO}", "inference_demo.py",
+                 ["--cfg", SAMPLE_CFG, "--videoFile", SAMPLE_VIDEO, "--outputDir", VIDEO_OUTPUT,
+                  "TEST.MODEL_FILE", weights])
+    except StepFailed as failure:
+        print(failure, file=sys.stderr)
+        return 1
+    print(f"\n=== outputs (under {REPO})\n"
+          f"  trained weights, training log, loss curve: {run_dir}/\n"
+          f"  test results json and log:                 {run_dir}/results/\n"
+          f"  pose video, images, csv and json:          {VIDEO_OUTPUT}/\n"
+          f"  tensorboard logs:                          log/\n\n"
+          + OFFICIAL_WEIGHTS_HELP.format(seconds=TRAIN_SECONDS))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Estimate poses in a video and write <video>_pose.avi, pose/pose_%08d.jpg, pose-data.csv and pose-data.json.
+
+Usage: python tools/inference_demo.py --cfg experiments/coco/inference_demo_coco.yaml --videoFile V.mp4 \
+    --outputDir output --visthre 0.3 TEST.MODEL_FILE model/pose_coco/pose_dekr_hrnetw32_coco.pth
+"""
+from typing import List, Optional
+
+from posekit.apis import PoseEstimator
+from posekit.apis.video import open_video, run_video_demo
+from posekit.utils.cli import config_parser, load_cfg_from_args, run_tool
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the video demo described by the command line."""
+    parser = config_parser(__doc__.splitlines()[0])
+    parser.add_argument("--videoFile", required=True, help="input video")
+    parser.add_argument("--outputDir", default="output", help="where the outputs go (default: output)")
+    parser.add_argument("--inferenceFps", type=float, default=10,
+                        help="frames per second to process (default 10; at most the video's rate is used)")
+    parser.add_argument("--visthre", type=float, default=0.0,
+                        help="people scoring at most this are dropped, joints scoring below it are hidden")
+    args = parser.parse_args(argv)
+    cfg = load_cfg_from_args(args)
+    video = open_video(args.videoFile)  # before the model loads, so a wrong path fails at once
+    outputs = run_video_demo(PoseEstimator(cfg), video, args.outputDir, args.inferenceFps, args.visthre,
+                             show_progress=cfg.TEST.LOG_PROGRESS)
+    print(f"processed {outputs.frames} frames of {args.videoFile}\n"
+          f"  video:  {outputs.video}\n  images: {outputs.pose_dir}/\n"
+          f"  csv:    {outputs.csv}\n  json:   {outputs.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_tool(main)

@@ -1,0 +1,30 @@
+"""Test a DEKR model on DATASET.TEST: write the COCO-format results file, evaluate it and print the AP table.
+
+Usage: python tools/valid.py --cfg experiments/coco/w32/w32_4x_reg03_bs10_512_adam_lr1e-3_coco_x140.yaml \
+    TEST.MODEL_FILE model/pose_coco/pose_dekr_hrnetw32_coco.pth [TEST.SCALE_FACTOR 0.5,1,2] [TEST.MATCH_HMP True]
+TEST.MODEL_FILE empty uses the run's model_best.pth.tar; TEST.EXPECTED_RESULTS [[metric, value, tolerance], ...]
+makes the exit status 1 when a metric is missing, not finite or off.
+"""
+import sys
+from typing import List, Optional
+
+from posekit.apis.validation import check_expected_results, parse_expected_results, run_validation
+from posekit.utils.cli import config_parser, load_cfg_from_args, run_tool
+from posekit.utils.run_dirs import setup_run
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the validation described by ``--cfg FILE [KEY VALUE ...]``; 1 when an expected metric fails."""
+    args = config_parser(__doc__.splitlines()[0]).parse_args(argv)
+    cfg = load_cfg_from_args(args)
+    expected = parse_expected_results(cfg.TEST.EXPECTED_RESULTS)
+    run = setup_run(cfg, args.cfg, "valid")
+    metrics = run_validation(cfg, run.output)
+    failures = check_expected_results(metrics, expected)
+    for failure in failures:
+        print(f"error: TEST.EXPECTED_RESULTS: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    run_tool(main)
