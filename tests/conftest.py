@@ -27,3 +27,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_dekr_weights(tmp_path_factory) -> Path:
+    """Random weights of experiments/samples/dekr_tiny_coco.yaml; a raised heatmap bias makes every image
+    yield people, so the whole decoding pipeline runs."""
+    from posekit.config import load_cfg
+    from posekit.models import build_model
+
+    torch.manual_seed(0)
+    state = build_model(load_cfg(str(REPO / "experiments/samples/dekr_tiny_coco.yaml"))).state_dict()
+    state["head_heatmap.1.bias"] += 0.3
+    path = tmp_path_factory.mktemp("weights") / "tiny.pth"
+    torch.save(state, path)
+    return path

@@ -7,7 +7,7 @@ import torch
 from posekit.apis import PoseEstimator
 from posekit.config import load_cfg
 from posekit.inference.dekr import predict_image
-from posekit.models import build_model, build_rescore_net
+from posekit.models import build_rescore_net
 from posekit.utils.errors import CheckpointError, DataError
 
 # Small inputs keep the tiny model fast on the CPU; the flip test is the pipeline's business, not the API's.
@@ -15,14 +15,8 @@ FAST = ["DATASET.INPUT_SIZE", "128", "DATASET.OUTPUT_SIZE", "32", "TEST.FLIP_TES
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory, repo_root):
-    """Random tiny weights; a raised heatmap bias makes every image yield people."""
-    torch.manual_seed(0)
-    state = build_model(load_cfg(str(repo_root / "experiments/samples/dekr_tiny_coco.yaml"))).state_dict()
-    state["head_heatmap.1.bias"] += 0.3
-    path = tmp_path_factory.mktemp("weights") / "tiny.pth"
-    torch.save(state, path)
-    return path
+def weights(tiny_dekr_weights):
+    return tiny_dekr_weights
 
 
 def tiny_cfg(repo_root, *opts):

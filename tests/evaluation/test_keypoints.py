@@ -141,3 +141,34 @@ def test_results_writer_is_sorted_json(tmp_path):
     path = write(tmp_path, [{"score": 0.5, "image_id": 1}])
     assert json.load(open(path)) == [{"image_id": 1, "score": 0.5}]
     assert open(path).read().index("image_id") < open(path).read().index("score")
+
+
+def test_other_keypoint_sets_use_their_own_sigmas(tmp_path):
+    """A 25-joint set (DeepFashion2 category 1) is scored with the COCO protocol and its own sigmas."""
+    from posekit.data.metadata import get_keypoint_set
+
+    fashion = get_keypoint_set("deepfashion2_cat1")
+    rng = np.random.RandomState(1)
+    images, annotations = [], []
+    for index in range(3):
+        kpts = np.concatenate([rng.uniform(100, 300, (25, 2)), np.full((25, 1), 2.0)], axis=1)
+        images.append({"id": index + 1, "file_name": f"{index + 1:06d}.jpg", "width": 400, "height": 400})
+        annotations.append({"id": index + 1, "image_id": index + 1, "category_id": 1, "iscrowd": 0,
+                            "num_keypoints": 25, "keypoints": kpts.ravel().tolist(), "area": 40000.0,
+                            "bbox": [100, 100, 200, 200]})
+    gt_path = str(tmp_path / "gt.json")
+    json.dump({"images": images, "annotations": annotations,
+               "categories": [{"id": 1, "name": "short_sleeved_shirt"}]}, open(gt_path, "w"))
+    assert evaluate_keypoints(gt_path, write(tmp_path, gt_as_results(gt_path)), "coco", fashion)["AP"] == 1.0
+
+    results_path = write(tmp_path, gt_as_results(gt_path, jitter=6.0), "jittered.json")
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = pycocotools.coco.COCO(gt_path)
+        direct = pycocotools.cocoeval.COCOeval(gt, gt.loadRes(results_path), "keypoints")
+        direct.params.kpt_oks_sigmas = np.array(fashion.sigmas)
+        direct.evaluate()
+        direct.accumulate()
+        direct.summarize()
+    ours = evaluate_keypoints(gt_path, results_path, "coco", fashion)
+    np.testing.assert_allclose(list(ours.values()), direct.stats[:10], atol=1e-6)
+    assert 0.0 < ours["AP"] < 1.0

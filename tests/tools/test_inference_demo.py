@@ -6,24 +6,13 @@ import subprocess
 import sys
 
 import cv2
-import torch
 
-from posekit.config import load_cfg
 from posekit.data.metadata import COCO
-from posekit.models import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY_CFG = "experiments/samples/dekr_tiny_coco.yaml"
 VIDEO = "data/samples/video/street.mp4"
 FAST = ["DATASET.INPUT_SIZE", "128", "DATASET.OUTPUT_SIZE", "32", "TEST.FLIP_TEST", "False"]
-
-
-def save_tiny_weights(path):
-    """Random tiny DEKR weights; a raised heatmap bias makes every image yield people."""
-    torch.manual_seed(0)
-    state = build_model(load_cfg(os.path.join(REPO, TINY_CFG))).state_dict()
-    state["head_heatmap.1.bias"] += 0.3
-    torch.save(state, path)
 
 
 def run_demo(*args):
@@ -41,9 +30,8 @@ def video_fps_and_frames(path):
     return fps, frames
 
 
-def test_every_frame_of_the_sample_video_is_processed_and_written(tmp_path):
-    weights = tmp_path / "tiny.pth"
-    save_tiny_weights(weights)
+def test_every_frame_of_the_sample_video_is_processed_and_written(tmp_path, tiny_dekr_weights):
+    weights = tiny_dekr_weights
     output = tmp_path / "out"
     # 5 fps video, default --inferenceFps 10: every frame, no error (the official tool refuses this).
     run = run_demo("--videoFile", VIDEO, "--outputDir", output, "TEST.MODEL_FILE", weights, *FAST)

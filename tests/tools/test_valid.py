@@ -10,12 +10,9 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from posekit.config import load_cfg
-from posekit.models import build_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY_CFG = "experiments/samples/dekr_tiny_coco.yaml"
@@ -25,18 +22,10 @@ FAST = ["DATASET.INPUT_SIZE", "128", "DATASET.OUTPUT_SIZE", "32"]
 RUN_DIR = "coco_kpt/hrnet_dekr/dekr_tiny_coco"
 
 
-def save_tiny_weights(path):
-    """Random tiny DEKR weights; a raised heatmap bias makes every image yield people."""
-    torch.manual_seed(0)
-    state = build_model(load_cfg(os.path.join(REPO, TINY_CFG))).state_dict()
-    state["head_heatmap.1.bias"] += 0.3
-    torch.save(state, path)
-
-
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
+def workdir(tmp_path_factory, tiny_dekr_weights):
     root = tmp_path_factory.mktemp("valid")
-    save_tiny_weights(root / "tiny.pth")
+    shutil.copy(tiny_dekr_weights, root / "tiny.pth")
     return root
 
 

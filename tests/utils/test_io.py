@@ -25,3 +25,13 @@ def test_failed_write_keeps_the_previous_file(tmp_path):
         atomic_write(target, broken)
     assert target.read_text() == "good"
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.txt"]
+
+
+def test_written_files_get_the_mode_open_would_give(tmp_path):
+    import os
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "r.json", "{}")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644

@@ -10,6 +10,7 @@ from yacs.config import CfgNode
 from ..data import build_test_dataset
 from ..data.annotations import load_json
 from ..data.datasets import KeypointTestDataset
+from ..data.metadata import keypoint_set_from_cfg
 from ..engine.training_state import BEST_FILE
 from ..evaluation import (collect_rescore_data, evaluate_keypoints, format_results_table, save_rescore_data,
                           write_results)
@@ -111,11 +112,11 @@ def scoring_ground_truth(dataset: KeypointTestDataset, count: int, results_file:
 def evaluate_results(cfg: CfgNode, gt_json: str, results_file: Path) -> Optional[Dict[str, float]]:
     """Print and return the metrics; with RESCORE.GET_DATA write the rescore training data instead (None)."""
     if cfg.RESCORE.GET_DATA:
-        save_rescore_data(cfg.RESCORE.DATA_FILE, collect_rescore_data(gt_json, str(results_file),
-                                                                      evaluation_kind(cfg)))
+        data = collect_rescore_data(gt_json, str(results_file), evaluation_kind(cfg), keypoint_set_from_cfg(cfg))
+        save_rescore_data(cfg.RESCORE.DATA_FILE, data)
         logger.info("=> wrote rescore training data to %s", cfg.RESCORE.DATA_FILE)
         return None
-    metrics = evaluate_keypoints(gt_json, str(results_file), evaluation_kind(cfg))
+    metrics = evaluate_keypoints(gt_json, str(results_file), evaluation_kind(cfg), keypoint_set_from_cfg(cfg))
     logger.info("\n%s", format_results_table(cfg.MODEL.NAME, metrics))
     return metrics
 

@@ -7,7 +7,7 @@ area, ignore flags from ``num_keypoints``, easy/medium/hard split by ``crowdInde
 import contextlib
 import io
 from collections import OrderedDict, defaultdict
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pycocotools.coco
@@ -16,7 +16,7 @@ import xtcocotools.coco
 import xtcocotools.cocoeval
 
 from ..data.annotations import load_json, require_fields
-from ..data.metadata import CROWDPOSE, COCO as COCO_KEYPOINTS
+from ..data.metadata import CROWDPOSE, COCO as COCO_KEYPOINTS, KeypointSet
 from ..utils.errors import ConfigError, DataError
 from ..utils.io import atomic_write_json
 
@@ -65,19 +65,26 @@ def load_results(results_json: str, image_ids: Sequence[int], num_joints: int) -
     return results
 
 
-def build_evaluator(gt_json: str, results_json: str, kind: str):
-    """A COCOeval for ``kind`` ('coco' or 'crowdpose') with ground truth and checked results loaded."""
+def build_evaluator(gt_json: str, results_json: str, kind: str, keypoint_set: Optional[KeypointSet] = None):
+    """A COCOeval for ``kind`` ('coco' or 'crowdpose') with ground truth and checked results loaded.
+
+    ``keypoint_set`` gives the joint count and OKS sigmas (default: COCO's or CrowdPose's), so other
+    keypoint sets such as DeepFashion2 category 1 are scored with the COCO protocol and their own sigmas.
+    """
     _check_kind(kind)
+    keypoint_set = keypoint_set or KEYPOINT_SETS[kind]
+    sigmas = np.array(keypoint_set.sigmas)
     with contextlib.redirect_stdout(io.StringIO()):
         if kind == "coco":
             gt = pycocotools.coco.COCO(gt_json)
-            results = load_results(results_json, gt.getImgIds(), KEYPOINT_SETS[kind].num_joints)
+            results = load_results(results_json, gt.getImgIds(), keypoint_set.num_joints)
             evaluator = pycocotools.cocoeval.COCOeval(gt, _load_detections(gt, results), "keypoints")
+            evaluator.params.kpt_oks_sigmas = sigmas
         else:
             gt = xtcocotools.coco.COCO(gt_json)
-            results = load_results(results_json, gt.getImgIds(), KEYPOINT_SETS[kind].num_joints)
+            results = load_results(results_json, gt.getImgIds(), keypoint_set.num_joints)
             evaluator = CrowdPoseEval(gt, _load_detections(gt, results), "keypoints_crowd",
-                                      sigmas=np.array(CROWDPOSE.sigmas), use_area=False)
+                                      sigmas=sigmas, use_area=False)
     evaluator.params.useSegm = None
     return evaluator
 
@@ -95,9 +102,10 @@ def _load_detections(gt, results: List[dict]):
     return empty
 
 
-def evaluate_keypoints(gt_json: str, results_json: str, kind: str) -> "OrderedDict[str, float]":
+def evaluate_keypoints(gt_json: str, results_json: str, kind: str,
+                       keypoint_set: Optional[KeypointSet] = None) -> "OrderedDict[str, float]":
     """Official keypoint AP/AR of a results file against ground truth; kind is 'coco' or 'crowdpose'."""
-    evaluator = build_evaluator(gt_json, results_json, kind)
+    evaluator = build_evaluator(gt_json, results_json, kind, keypoint_set)
     with contextlib.redirect_stdout(io.StringIO()):
         evaluator.evaluate()
         evaluator.accumulate()

@@ -1,10 +1,11 @@
 """Training data for the rescore net (spec 7.6, ``RESCORE.GET_DATA``): predicted poses and their best OKS."""
 import contextlib
 import io
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Optional
 
 import numpy as np
 
+from ..data.metadata import KeypointSet
 from ..utils.errors import DataError
 from ..utils.io import atomic_write
 from .keypoints import KEYPOINT_SETS, build_evaluator
@@ -23,13 +24,14 @@ def best_oks(oks: np.ndarray, gt_ignored: np.ndarray) -> np.ndarray:
     return candidates.max(axis=1)
 
 
-def collect_rescore_data(gt_json: str, results_json: str, kind: str) -> RescoreData:
+def collect_rescore_data(gt_json: str, results_json: str, kind: str,
+                         keypoint_set: Optional[KeypointSet] = None) -> RescoreData:
     """Each image's top-scoring detections (at most maxDets = 20) with their best OKS; images without gt give none.
 
     Officially every detection was recorded once per area range (3x, with area-dependent ignore flags);
     here once, with the 'all' range (docs/differences.md).
     """
-    evaluator = build_evaluator(gt_json, results_json, kind)
+    evaluator = build_evaluator(gt_json, results_json, kind, keypoint_set)
     params = evaluator.params
     with contextlib.redirect_stdout(io.StringIO()):
         evaluator.evaluate()
@@ -47,7 +49,7 @@ def collect_rescore_data(gt_json: str, results_json: str, kind: str) -> RescoreD
             ignored = np.array([bool(gt["ignore"]) for gt in gts])
             poses.extend(np.array(dts[i]["keypoints"], dtype=np.float64).reshape(-1, 3) for i in order)
             scores.append(best_oks(np.asarray(oks), ignored))
-    num_joints = KEYPOINT_SETS[kind].num_joints
+    num_joints = (keypoint_set or KEYPOINT_SETS[kind]).num_joints
     keypoints = np.stack(poses) if poses else np.zeros((0, num_joints, 3))
     return RescoreData(keypoints, np.concatenate(scores) if scores else np.zeros((0,)))
 
