@@ -22,7 +22,7 @@ def _with_cuda() -> bool:
 
 def _extension():
     sources = sorted(glob.glob(os.path.join(CSRC, "*.cpp")) + glob.glob(os.path.join(CSRC, "cpu", "*.cpp")))
-    extra = {"cxx": ["-O3", "-std=c++17"]}
+    extra = {"cxx": ["-O3"]}
     if os.name != "nt":
         extra["cxx"].append("-fopenmp")
     if not _with_cuda():
