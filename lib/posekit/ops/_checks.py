@@ -1,10 +1,21 @@
 """Argument checks shared by the op wrappers: messages name the argument and the expected shape."""
-from typing import Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
 IntPair = Union[int, Tuple[int, int]]
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def autocast_enabled(input: Tensor) -> bool:
+    """Whether autocast is on for ``input``'s device (the kernels then run in float32, as torchvision's)."""
+    return isinstance(input, Tensor) and torch.is_autocast_enabled(input.device.type)
+
+
+def to_float32(*tensors: Optional[Tensor]) -> List[Optional[Tensor]]:
+    """The tensors with half and bfloat16 ones cast to float32; None passes through."""
+    return [t.float() if t is not None and t.dtype in LOW_PRECISION else t for t in tensors]
 
 
 def pair(value: IntPair, name: str, minimum: int) -> Tuple[int, int]:

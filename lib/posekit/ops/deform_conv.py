@@ -6,7 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from posekit.ops import _library
-from posekit.ops._checks import IntPair, check_floating, check_same, check_shape, check_tensor, pair
+from posekit.ops._checks import (IntPair, autocast_enabled, check_floating, check_same, check_shape, check_tensor,
+                                 pair, to_float32)
 
 
 def _output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
@@ -59,6 +60,11 @@ def deform_conv2d(input: Tensor, offset: Tensor, weight: Tensor, bias: Optional[
     ox*stride - padding + j*dilation + dx) bilinearly, pixels outside the input counting as zero, and
     is multiplied by ``mask`` when given. Input channels split evenly into the offset groups.
     """
+    if autocast_enabled(input):
+        # As torchvision's autocast kernel: sample and accumulate in float32, return the input's dtype.
+        with torch.autocast(input.device.type, enabled=False):
+            input32, offset, weight, bias, mask = to_float32(input, offset, weight, bias, mask)
+            return deform_conv2d(input32, offset, weight, bias, stride, padding, dilation, mask).to(input.dtype)
     stride = pair(stride, "stride", 1)
     padding = pair(padding, "padding", 0)
     dilation = pair(dilation, "dilation", 1)

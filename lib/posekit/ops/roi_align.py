@@ -5,7 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from posekit.ops import _library
-from posekit.ops._checks import IntPair, check_floating, check_same, check_tensor, pair
+from posekit.ops._checks import IntPair, autocast_enabled, check_floating, check_same, check_tensor, pair, to_float32
 
 Boxes = Union[Tensor, List[Tensor], Tuple[Tensor, ...]]
 
@@ -41,6 +41,12 @@ def roi_align(input: Tensor, boxes: Boxes, output_size: IntPair, spatial_scale: 
     pixel; ``sampling_ratio`` <= 0 takes ceil(box size / output size) samples per bin on each axis.
     """
     check_tensor(input, "input", "[batch, channels, H, W]", 4)
+    if autocast_enabled(input):
+        # As torchvision's autocast kernel: pool in float32, return the input's dtype.
+        with torch.autocast(input.device.type, enabled=False):
+            boxes = to_float32(*boxes) if isinstance(boxes, (list, tuple)) else to_float32(boxes)[0]
+            pooled = roi_align(to_float32(input)[0], boxes, output_size, spatial_scale, sampling_ratio, aligned)
+            return pooled.to(input.dtype)
     check_floating(input, "input")
     if isinstance(boxes, (list, tuple)):
         if len(boxes) != input.shape[0]:
