@@ -10,7 +10,10 @@ LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 def autocast_enabled(input: Tensor) -> bool:
     """Whether autocast is on for ``input``'s device (the kernels then run in float32, as torchvision's)."""
-    return isinstance(input, Tensor) and torch.is_autocast_enabled(input.device.type)
+    # Devices without autocast (meta, used to count multiply-adds) make is_autocast_enabled raise.
+    if not isinstance(input, Tensor) or not torch.amp.is_autocast_available(input.device.type):
+        return False
+    return torch.is_autocast_enabled(input.device.type)
 
 
 def to_float32(*tensors: Optional[Tensor]) -> List[Optional[Tensor]]:
