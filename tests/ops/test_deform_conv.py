@@ -109,6 +109,22 @@ def test_integer_offsets_shift_the_input_with_zero_padding():
     torch.testing.assert_close(deform_conv2d(**args, **geometry), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("axis", [0, 1])
+def test_float32_sample_one_ulp_inside_the_far_edge(axis):
+    """A sample at 64 - 2**-18 (one float32 step below the width) weighs the last pixel by 2**-18: a floor
+    taken as trunc(x + 1) - 1 rounds it up to 64 and reads the next row's first pixel at full weight."""
+    generator = torch.Generator().manual_seed(11)
+    input = torch.rand(1, 2, 64, 64, generator=generator) + 1
+    weight = torch.rand(3, 2, 1, 1, generator=generator)
+    offset = torch.zeros(1, 2, 64, 64)
+    offset[:, axis] = torch.tensor(64.0).nextafter(torch.tensor(0.0)) - 63
+    out = deform_conv2d(input, offset, weight)
+    expected = slow_deform_conv2d(input.double(), offset.double(), weight.double(), None, (1, 1), (0, 0),
+                                  (1, 1), None)
+    assert expected.abs().max() > 1  # most samples fall between two pixels inside the map
+    torch.testing.assert_close(out.double(), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_mask_scales_each_tap():
     args, geometry = make_case(1, 2, (5, 5), 2, (3, 3), 1, 1, (1, 1), (1, 1), (1, 1), True, 0.7, seed=3)
     full = dict(args, mask=torch.ones_like(args["mask"]))

@@ -26,9 +26,10 @@ template <typename T>
 C10_HOST_DEVICE inline DeformCorners<T> deform_corners(int height, int width, T y, T x) {
   DeformCorners<T> c{};
   if (!(y > T(-1) && y < T(height) && x > T(-1) && x < T(width))) return c;
-  // floor by truncation, exact since y + 1 and x + 1 are positive here
-  const int y0 = static_cast<int>(y + T(1)) - 1;
-  const int x0 = static_cast<int>(x + T(1)) - 1;
+  // A true floor: truncating y + 1 instead rounds y = height - 1e-6 (float32) up to height, which would
+  // read the first pixel of the next row with full weight.
+  const int y0 = static_cast<int>(floor(y));
+  const int x0 = static_cast<int>(floor(x));
   const T ly = y - T(y0), lx = x - T(x0);
   const T hy = T(1) - ly, hx = T(1) - lx;
   // Branch-free: a corner outside the image keeps index 0 and zero weights.
