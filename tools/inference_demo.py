@@ -6,7 +6,7 @@ Usage: python tools/inference_demo.py --cfg experiments/coco/inference_demo_coco
 from typing import List, Optional
 
 from posekit.apis import PoseEstimator
-from posekit.apis.video import open_video, run_video_demo
+from posekit.apis.video import FRAMES_PER_BATCH, open_video, run_video_demo
 from posekit.utils.cli import config_parser, load_cfg_from_args, run_tool
 
 
@@ -19,11 +19,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="frames per second to process (default 10; at most the video's rate is used)")
     parser.add_argument("--visthre", type=float, default=0.0,
                         help="people scoring at most this are dropped, joints scoring below it are hidden")
+    parser.add_argument("--batchSize", type=int, default=FRAMES_PER_BATCH,
+                        help=f"frames run through the network together (default {FRAMES_PER_BATCH}; "
+                             f"1 for the official frame-by-frame behaviour)")
     args = parser.parse_args(argv)
     cfg = load_cfg_from_args(args)
     video = open_video(args.videoFile)  # before the model loads, so a wrong path fails at once
     outputs = run_video_demo(PoseEstimator(cfg), video, args.outputDir, args.inferenceFps, args.visthre,
-                             show_progress=cfg.TEST.LOG_PROGRESS)
+                             show_progress=cfg.TEST.LOG_PROGRESS, batch_size=args.batchSize)
     print(f"processed {outputs.frames} frames of {args.videoFile}\n"
           f"  video:  {outputs.video}\n  images: {outputs.pose_dir}/\n"
           f"  csv:    {outputs.csv}\n  json:   {outputs.json}")

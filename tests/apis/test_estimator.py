@@ -55,7 +55,8 @@ def test_predict_on_array_and_path_gives_the_same_sorted_people(estimator, image
     poses, raw_scores = predict_image(estimator.model, image, estimator.cfg, estimator.keypoint_set)
     assert scores == pytest.approx(sorted(raw_scores.tolist(), reverse=True))
     best = int(np.argmax(raw_scores))
-    assert np.array_equal(people[0]["keypoints"], poses[best])
+    # predict_batch runs both images as one network batch, whose float rounding may differ from batch 1's.
+    np.testing.assert_allclose(people[0]["keypoints"], poses[best], rtol=1e-5, atol=1e-5)
 
     assert len(from_path) == len(people)
     for a, b in zip(from_path, people):

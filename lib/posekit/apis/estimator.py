@@ -10,7 +10,7 @@ from ..data.image_io import read_rgb
 from ..data.metadata import KeypointSet, keypoint_set_from_cfg
 from ..engine.checkpoint import load_weights
 from ..engine.device import configure_cudnn, resolve_device
-from ..inference.dekr import predict_image
+from ..inference.dekr import predict_image, predict_images
 from ..models import build_model, build_rescore_net
 from ..utils.errors import CheckpointError, DataError
 
@@ -55,14 +55,25 @@ class PoseEstimator:
 
         Sorted by decreasing score.
         """
-        if isinstance(image, (str, os.PathLike)):
-            image = read_rgb(os.fspath(image))
-        poses, scores = self.estimate(image)
-        return predictions_from_arrays(poses, scores)
+        return self.predict_batch([image])[0]
 
     def predict_batch(self, images: Sequence[Image]) -> List[List[Prediction]]:
-        """``predict`` for each image, in order."""
-        return [self.predict(image) for image in images]
+        """``predict`` for each image, in order; images of one size go through the network as one batch.
+
+        All same-size images form a single batch (post-processing stays per image), so pass at most as
+        many as fit in memory, e.g. a few video frames at a time.
+        """
+        arrays = [load_rgb_image(image) for image in images]
+        with torch.inference_mode():
+            results = predict_images(self.model, arrays, self.cfg, self.keypoint_set, self.rescore_net)
+        return [predictions_from_arrays(poses, scores) for poses, scores in results]
+
+
+def load_rgb_image(image: Image) -> np.ndarray:
+    """The RGB uint8 (H, W, 3) array given, or read from the image path given (DataError otherwise)."""
+    if isinstance(image, (str, os.PathLike)):
+        image = read_rgb(os.fspath(image))
+    return check_rgb_image(image)
 
 
 def check_rgb_image(image: np.ndarray) -> np.ndarray:

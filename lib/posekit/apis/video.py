@@ -19,7 +19,7 @@ from ..utils.io import atomic_write_json, atomic_write_text
 from ..vis import draw_poses
 from .estimator import PoseEstimator, Prediction
 
-# Frames handed to PoseEstimator.predict_batch at once.
+# Frames handed to PoseEstimator.predict_batch at once by default (one network batch per chunk).
 FRAMES_PER_BATCH = 8
 CSV_DECIMALS = 2
 
@@ -163,28 +163,32 @@ class PoseVideoWriter:
 
 
 def run_video_demo(estimator: PoseEstimator, source: VideoSource, output_dir: str, inference_fps: float = 10,
-                   vis_threshold: float = 0.0, show_progress: bool = True) -> VideoDemoOutputs:
+                   vis_threshold: float = 0.0, show_progress: bool = True,
+                   batch_size: int = FRAMES_PER_BATCH) -> VideoDemoOutputs:
     """Estimate poses on every round(fps / inference_fps)-th frame of ``source`` and write the demo's outputs.
 
-    People scoring at most ``vis_threshold`` are dropped and joints scoring below it are not drawn.
-    The output video plays at fps / step, i.e. in real time. Releases ``source``.
+    Frames go to the network ``batch_size`` at a time. People scoring at most ``vis_threshold`` are dropped
+    and joints scoring below it are not drawn. The output video plays at fps / step, i.e. in real time.
+    Releases ``source``.
     """
     try:
+        if batch_size < 1:
+            raise DataError(f"--batchSize must be at least 1, got {batch_size}")
         return _process_video(estimator, source, Path(output_dir), frame_step(source.fps, inference_fps),
-                              vis_threshold, show_progress)
+                              vis_threshold, show_progress, batch_size)
     finally:
         source.capture.release()
 
 
 def _process_video(estimator: PoseEstimator, source: VideoSource, output_dir: Path, step: int,
-                   vis_threshold: float, show_progress: bool) -> VideoDemoOutputs:
+                   vis_threshold: float, show_progress: bool, batch_size: int) -> VideoDemoOutputs:
     frames = sampled_frames(source, step)
     frames = chain([next(frames)], frames)  # an empty video fails here, before any output is touched
     writer = PoseVideoWriter(output_dir, Path(source.path).stem, source.fps / step, estimator.keypoint_set,
                              vis_threshold)
     total = math.ceil(source.frame_count / step) if source.frame_count else None
     with tqdm(total=total, desc="video", unit="frame", disable=not show_progress) as progress:
-        for chunk in batches(frames, FRAMES_PER_BATCH):
+        for chunk in batches(frames, batch_size):
             rgb = [cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) for _, frame in chunk]
             for (index, frame), people in zip(chunk, estimator.predict_batch(rgb)):
                 writer.add(index, frame, [p for p in people if p["score"] > vis_threshold])

@@ -11,17 +11,17 @@ FLIP_SHIFT = 3
 
 
 def offset_to_pose(offset: torch.Tensor, flip_index: Optional[Sequence[int]] = None) -> torch.Tensor:
-    """(1, 2K, h, w) offsets -> (1, 2K, h, w) poses ``pixel - offset``; with ``flip_index``, mirrored to the plain frame."""
-    _, channels, height, width = offset.shape
-    offset = offset.reshape(channels // 2, 2, height, width)
+    """(N, 2K, h, w) offsets -> (N, 2K, h, w) poses ``pixel - offset``; with ``flip_index``, mirrored to the plain frame."""
+    batch, channels, height, width = offset.shape
+    offset = offset.reshape(batch, channels // 2, 2, height, width)
     xs = torch.arange(width, dtype=offset.dtype, device=offset.device).view(1, width)
     ys = torch.arange(height, dtype=offset.dtype, device=offset.device).view(height, 1)
-    pose_x = xs - offset[:, 0]
-    pose_y = ys - offset[:, 1]
+    pose_x = xs - offset[:, :, 0]
+    pose_y = ys - offset[:, :, 1]
     if flip_index is not None:
-        pose_x = (width - pose_x[flip_index]) - 1
-        pose_y = pose_y[flip_index]
-    return torch.stack((pose_x, pose_y), dim=1).reshape(1, channels, height, width)
+        pose_x = (width - pose_x[:, flip_index]) - 1
+        pose_y = pose_y[:, flip_index]
+    return torch.stack((pose_x, pose_y), dim=2).reshape(batch, channels, height, width)
 
 
 def flip_shifted(image: torch.Tensor) -> torch.Tensor:
@@ -35,7 +35,7 @@ def flip_shifted(image: torch.Tensor) -> torch.Tensor:
 def forward_with_flip(model: Model, image: torch.Tensor, flip_index: Sequence[int],
                       flip_index_with_center: Sequence[int],
                       flip_test: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Run ``model`` on a (1, 3, H, W) input (and its shifted mirror); return (heatmap, posemap) at output size."""
+    """Run ``model`` on an (N, 3, H, W) batch (and its shifted mirror); return (heatmap, posemap) at output size."""
     heatmap, offset = model(image)
     posemap = offset_to_pose(offset)
     if not flip_test:
