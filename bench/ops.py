@@ -6,18 +6,14 @@ and torchvision (when it imports), on CPU and, when available, CUDA.
 --write replaces the "## Ops" section of bench/RESULTS.md with the table and the machine.
 """
 import argparse
-import datetime
-import os
-import platform
-import re
 import statistics
 import time
-from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import torch
 
 import posekit.ops as posekit_ops
+from common import machine, synchronize, write_section
 from posekit.ops import reference
 
 try:
@@ -25,16 +21,10 @@ try:
 except Exception:  # torchvision is optional here; any import failure just drops its columns
     torchvision_ops = None
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 DEKR_BRANCHES = 17
 
 
-def synchronize(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def median_seconds(run: Callable[[], None], device: str, budget: float) -> float:
+def median_within_budget(run: Callable[[], None], device: str, budget: float) -> float:
     """Median wall time of ``run`` after one warm-up call: at least 3 runs, more while within the budget,
     only one when a single run already exceeds it."""
     run()
@@ -110,11 +100,11 @@ def measure(device: str, budget: float) -> List[Dict[str, object]]:
     for backward in (False, True):
         pass_name = "fwd+bwd" if backward else "fwd"
         for name, case in cases.items():
-            times = {impl: median_seconds(deform_runner(impl, case, backward), device, budget)
+            times = {impl: median_within_budget(deform_runner(impl, case, backward), device, budget)
                      for impl in implementations(device)}
             rows.append({"op": name, "device": device, "pass": pass_name, "ms": times})
         for size in (14, 28):
-            times = {impl: median_seconds(roi_runner(impl, features, rois, size, backward), device, budget)
+            times = {impl: median_within_budget(roi_runner(impl, features, rois, size, backward), device, budget)
                      for impl in implementations(device)}
             rows.append({"op": f"roi_align 512 boxes 256x200x304 -> {size}x{size}", "device": device,
                          "pass": pass_name, "ms": times})
@@ -137,30 +127,6 @@ def table(rows: List[Dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
-def machine() -> str:
-    """CPU model, core count, GPU if any, torch version and date."""
-    model = platform.processor() or "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
-        model = found.group(1).strip() if found else model
-    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"
-    return (f"{model}, {os.cpu_count()} cores{gpu}; torch {torch.__version__} ({torch.get_num_threads()} threads); "
-            f"{datetime.date.today().isoformat()}")
-
-
-def write_section(text: str) -> None:
-    """Replace (or append) the "## Ops" section of RESULTS.md, leaving the other sections alone."""
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    section = f"## Ops\n\n{text}\n"
-    pattern = re.compile(r"^## Ops\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: section + "\n", current, count=1).rstrip("\n") + "\n"
-    else:
-        updated = current.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(updated)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help='replace the "## Ops" section of bench/RESULTS.md')
@@ -169,10 +135,11 @@ def main() -> None:
     rows = measure("cpu", args.budget)
     if torch.cuda.is_available():
         rows += measure("cuda", args.budget)
-    text = f"Machine: {machine()}.\n\n{table(rows)}"
+    gpu = torch.device("cuda") if torch.cuda.is_available() else None
+    text = f"Machine: {machine(gpu)}.\n\n{table(rows)}"
     print(text)
     if args.write:
-        write_section(text)
+        write_section("Ops", text)
 
 
 if __name__ == "__main__":

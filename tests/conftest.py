@@ -1,6 +1,7 @@
 """Shared test fixtures: paths to the repository, its sample data and its experiment files."""
 from pathlib import Path
 
+import cv2
 import pytest
 import torch
 
@@ -42,3 +43,19 @@ def tiny_dekr_weights(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "tiny.pth"
     torch.save(state, path)
     return path
+
+
+def count_video_frames(path) -> tuple:
+    """(frames per second, frame count) of a video file, by decoding every frame."""
+    capture = cv2.VideoCapture(str(path))
+    fps, frames = capture.get(cv2.CAP_PROP_FPS), 0
+    while capture.read()[0]:
+        frames += 1
+    capture.release()
+    return fps, frames
+
+
+@pytest.fixture(scope="session")
+def video_fps_and_frames():
+    """The function (path) -> (frames per second, frame count) of a written video."""
+    return count_video_frames

@@ -45,15 +45,6 @@ def blue_video(tmp_path):
     return path
 
 
-def read_video_frames(path):
-    capture = cv2.VideoCapture(str(path))
-    fps, frames = capture.get(cv2.CAP_PROP_FPS), 0
-    while capture.read()[0]:
-        frames += 1
-    capture.release()
-    return fps, frames
-
-
 @pytest.mark.parametrize("fps, inference_fps, step", [(5, 10, 1), (30, 10, 3), (30, 7, 4), (6, 3, 2), (5, 5, 1)])
 def test_frame_step_is_the_rounded_rate_ratio_and_at_least_one(fps, inference_fps, step):
     assert frame_step(fps, inference_fps) == step
@@ -64,7 +55,7 @@ def test_non_positive_inference_rate_is_rejected():
         frame_step(30, 0)
 
 
-def test_every_second_frame_is_processed_and_written(blue_video, tmp_path):
+def test_every_second_frame_is_processed_and_written(blue_video, tmp_path, video_fps_and_frames):
     output = tmp_path / "out"
     (output / "pose").mkdir(parents=True)
     (output / "pose" / "pose_00000099.jpg").write_bytes(b"stale")
@@ -76,7 +67,7 @@ def test_every_second_frame_is_processed_and_written(blue_video, tmp_path):
     # The estimator sees RGB: the blue BGR frames have their strong channel last.
     assert all(image[..., 2].mean() > 200 and image[..., 0].mean() < 50 for image in estimator.images)
     assert outputs.video == output / "clip_pose.avi"
-    fps, frames = read_video_frames(outputs.video)
+    fps, frames = video_fps_and_frames(outputs.video)
     assert (fps, frames) == (pytest.approx(3.0), 3)
     assert sorted(p.name for p in (output / "pose").iterdir()) == [f"pose_{i:08d}.jpg" for i in range(3)]
 

@@ -21,16 +21,7 @@ def run_demo(*args):
                           cwd=REPO, env=env, capture_output=True, text=True)
 
 
-def video_fps_and_frames(path):
-    capture = cv2.VideoCapture(str(path))
-    fps, frames = capture.get(cv2.CAP_PROP_FPS), 0
-    while capture.read()[0]:
-        frames += 1
-    capture.release()
-    return fps, frames
-
-
-def test_every_frame_of_the_sample_video_is_processed_and_written(tmp_path, tiny_dekr_weights):
+def test_every_frame_of_the_sample_video_is_processed_and_written(tmp_path, tiny_dekr_weights, video_fps_and_frames):
     weights = tiny_dekr_weights
     output = tmp_path / "out"
     # 5 fps video, default --inferenceFps 10: every frame, no error (the official tool refuses this).
