@@ -125,6 +125,22 @@ def test_float32_sample_one_ulp_inside_the_far_edge(axis):
     torch.testing.assert_close(out.double(), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_inference_mode_on_several_threads():
+    # The CPU forward runs matrix products on worker threads, which must see the caller's inference mode.
+    args, geometry = make_case(2, 15, (32, 32), 15, (3, 3), 1, 1, (1, 1), (1, 1), (1, 1), False, 1.5, seed=12)
+    args = {k: v.float() for k, v in args.items() if v is not None}
+    expected = slow_deform_conv2d(*(args[k].double() for k in ("input", "offset", "weight", "bias")),
+                                  (1, 1), (1, 1), (1, 1), None)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.inference_mode():
+            out = deform_conv2d(**args, **geometry)
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(out.double(), expected, rtol=1e-4, atol=1e-4)
+
+
 def test_mask_scales_each_tap():
     args, geometry = make_case(1, 2, (5, 5), 2, (3, 3), 1, 1, (1, 1), (1, 1), (1, 1), True, 0.7, seed=3)
     full = dict(args, mask=torch.ones_like(args["mask"]))

@@ -49,6 +49,10 @@ at::Tensor deform_conv2d(const at::Tensor& input, const at::Tensor& offset, cons
                          const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& mask,
                          at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
   const auto g = make_geometry(input, offset, weight, stride, padding, dilation);
+  if (input.is_cpu()) {
+    auto output = cpu::deform_conv2d_forward(input, offset, weight, mask.value_or(at::Tensor()), g);
+    return bias.has_value() ? output.add_(bias->view({1, -1, 1, 1})) : output;
+  }
   const auto kernels = deform_kernels_for(input);
   const auto in = input.contiguous(), off = offset.contiguous();
   const auto modulation = mask.has_value() ? mask->contiguous() : at::Tensor();

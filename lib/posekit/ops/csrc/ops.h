@@ -53,6 +53,10 @@ struct DeformGeometry {
 
 namespace cpu {
 POSEKIT_DECLARE_KERNELS
+// The CPU forward samples channels-last and multiplies in one pass per image (cpu/deform_conv.cpp); the
+// device-generic im2col path above serves the backward.
+at::Tensor deform_conv2d_forward(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& weight,
+                                 const at::Tensor& mask, const DeformGeometry& geometry);
 }  // namespace cpu
 
 #ifdef WITH_CUDA

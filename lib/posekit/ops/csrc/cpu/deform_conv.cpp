@@ -2,6 +2,7 @@
 // They work on blocks of pixels of one tap, whose bilinear corners all channels of the offset group share.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 
 #include <algorithm>
 
@@ -15,6 +16,8 @@ namespace {
 // Pixels per work item: a block's corners, computed once into a small buffer, serve every channel of the
 // offset group while they are in cache.
 constexpr int64_t kPixelBlock = 256;
+// Sampled values per block of the channels-last forward: 128 KiB of float, about an L2 cache's share.
+constexpr int64_t kColumnsPerBlock = 32768;
 
 // Corners of pixels [first, first + count) of tap index `tap` (offset group * taps + tap) of one image.
 template <typename T>
@@ -147,7 +150,84 @@ void coordinate_grad(const at::Tensor& grad_columns, const at::Tensor& input, co
   });
 }
 
+
+// Rows (groups, taps, group channels) of pixels [first, first + count), sampled from a channels-last image
+// (H, W, C): a sample's four bilinear corners are runs of contiguous channels, so one set of corner weights
+// serves a vector of channels.
+template <typename T>
+void sample_rows_channels_last(const T* input, const T* offset, const T* mask, const DeformGeometry& g,
+                               int64_t weight_group_channels, int64_t first, int64_t count, T* rows) {
+  const int64_t channels = g.channels, taps = g.taps(), pixels = g.pixels();
+  const int64_t offset_group_channels = channels / g.offset_groups;
+  for (int64_t p = first; p < first + count; ++p) {
+    const int64_t oy = p / g.out_w, ox = p % g.out_w;
+    T* row = rows + (p - first) * channels * taps;
+    for (int64_t tap = 0; tap < g.offset_groups * taps; ++tap) {
+      const int64_t k = tap % taps, group_begin = (tap / taps) * offset_group_channels;
+      const T y = T(g.origin_y(k, oy)) + offset[2 * tap * pixels + p];
+      const T x = T(g.origin_x(k, ox)) + offset[(2 * tap + 1) * pixels + p];
+      const auto corners = deform_corners<T>(g.height, g.width, y, x);
+      const T scale = modulation(mask, tap * pixels + p);
+      const T w0 = corners.weight[0] * scale, w1 = corners.weight[1] * scale;
+      const T w2 = corners.weight[2] * scale, w3 = corners.weight[3] * scale;
+      const T* c0 = input + int64_t(corners.index[0]) * channels;
+      const T* c1 = input + int64_t(corners.index[1]) * channels;
+      const T* c2 = input + int64_t(corners.index[2]) * channels;
+      const T* c3 = input + int64_t(corners.index[3]) * channels;
+      // Runs of channels that share both the offset group and the weight group are contiguous in a row.
+      const int64_t group_end = group_begin + offset_group_channels;
+      for (int64_t c = group_begin; c < group_end;) {
+        const int64_t weight_group = c / weight_group_channels, group_first = weight_group * weight_group_channels;
+        const int64_t run_end = std::min(group_end, group_first + weight_group_channels);
+        T* out = row + (weight_group * taps + k) * weight_group_channels - group_first;
+        for (; c < run_end; ++c) out[c] = w0 * c0[c] + w1 * c1[c] + w2 * c2[c] + w3 * c3[c];
+      }
+    }
+  }
+}
+
 }  // namespace
+
+at::Tensor deform_conv2d_forward(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& weight,
+                                 const at::Tensor& mask, const DeformGeometry& g) {
+  const int64_t batch = input.size(0), out_channels = weight.size(0), weight_group_channels = weight.size(1);
+  const int64_t groups = g.channels / weight_group_channels, taps = g.taps(), pixels = g.pixels();
+  const int64_t group_columns = taps * weight_group_channels, group_out = out_channels / groups;
+  const auto in = input.contiguous(at::MemoryFormat::ChannelsLast);
+  const auto off = offset.contiguous();
+  const auto modulation_mask = mask.defined() ? mask.contiguous() : mask;
+  // Weight rows ordered (tap, channel) within each group, as the sampled rows are.
+  const auto weights = weight.reshape({groups, group_out, weight_group_channels, taps})
+                           .transpose(2, 3)
+                           .reshape({groups, group_out, group_columns})
+                           .contiguous();
+  auto output = at::empty({batch, out_channels, pixels}, input.options());
+  // Sampling a block of pixels and multiplying it at once keeps the block's columns in cache: a whole
+  // image's columns (taps times the input) would stream through memory twice.
+  const int64_t block = std::clamp<int64_t>(kColumnsPerBlock / (g.channels * taps), 16, 1024);
+  const int64_t blocks = (pixels + block - 1) / block;
+  // Worker threads run at::mm_out, so they need this thread's inference mode and dispatch state.
+  const at::ThreadLocalState caller_state;
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "deform_conv2d_forward", [&] {
+    at::parallel_for(0, batch * blocks, 1, [&](int64_t begin, int64_t end) {
+      const at::ThreadLocalStateGuard state_guard(caller_state);
+      auto rows = at::empty({block, groups * group_columns}, input.options());
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t b = item / blocks, first = (item % blocks) * block, count = std::min(block, pixels - first);
+        sample_rows_channels_last<scalar_t>(in[b].data_ptr<scalar_t>(), off[b].data_ptr<scalar_t>(),
+                                            mask.defined() ? modulation_mask[b].data_ptr<scalar_t>() : nullptr, g,
+                                            weight_group_channels, first, count, rows.data_ptr<scalar_t>());
+        for (int64_t group = 0; group < groups; ++group) {
+          // (group out, count) = weights @ rows^T, written in place into the image's output columns.
+          auto out = output[b].narrow(0, group * group_out, group_out).narrow(1, first, count);
+          auto columns = rows.narrow(0, 0, count).narrow(1, group * group_columns, group_columns);
+          at::mm_out(out, weights[group], columns.t());
+        }
+      }
+    });
+  });
+  return output.view({batch, out_channels, g.out_h, g.out_w});
+}
 
 void deformable_im2col(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& mask,
                        const DeformGeometry& geometry, at::Tensor& columns) {
