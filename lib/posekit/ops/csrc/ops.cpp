@@ -1,4 +1,5 @@
-// Registers torch.ops.posekit: schemas, the device-generic deformable-convolution driver (im2col + GEMM),
+// Registers torch.ops.posekit: schemas, the deformable-convolution driver (im2col + GEMM; the CPU forward has
+// its own channels-last kernel),
 // and the CPU / CUDA kernels. Importing posekit._C loads this library.
 #include <Python.h>
 

@@ -1,5 +1,6 @@
-// CPU pieces of deformable convolution: bilinear im2col, its transpose, and the offset / mask gradients.
-// They work on blocks of pixels of one tap, whose bilinear corners all channels of the offset group share.
+// CPU deformable convolution: a channels-last forward, and for the backward a bilinear im2col, its transpose
+// and the offset / mask gradients, which work on blocks of pixels of one tap whose bilinear corners all
+// channels of the offset group share.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/ThreadLocalState.h>
@@ -149,7 +150,6 @@ void coordinate_grad(const at::Tensor& grad_columns, const at::Tensor& input, co
     }
   });
 }
-
 
 // Rows (groups, taps, group channels) of pixels [first, first + count), sampled from a channels-last image
 // (H, W, C): a sample's four bilinear corners are runs of contiguous channels, so one set of corner weights
