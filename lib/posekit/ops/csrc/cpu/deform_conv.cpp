@@ -6,6 +6,7 @@
 #include <ATen/ThreadLocalState.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "../ops.h"
 #include "../sampling.h"
@@ -151,37 +152,65 @@ void coordinate_grad(const at::Tensor& grad_columns, const at::Tensor& input, co
   });
 }
 
+// Channels [begin, end) of one offset group that also share one weight group: contiguous in a sampled row.
+struct ChannelRun {
+  int64_t begin, end, weight_group;
+};
+
+// The channel runs of each offset group, computed once so that the sampling loop divides nothing.
+std::vector<std::vector<ChannelRun>> channel_runs(const DeformGeometry& g, int64_t weight_group_channels) {
+  const int64_t offset_group_channels = g.channels / g.offset_groups;
+  std::vector<std::vector<ChannelRun>> runs(g.offset_groups);
+  for (int64_t group = 0; group < g.offset_groups; ++group) {
+    const int64_t group_end = (group + 1) * offset_group_channels;
+    for (int64_t c = group * offset_group_channels; c < group_end;) {
+      const int64_t weight_group = c / weight_group_channels;
+      const int64_t end = std::min(group_end, (weight_group + 1) * weight_group_channels);
+      runs[group].push_back({c, end, weight_group});
+      c = end;
+    }
+  }
+  return runs;
+}
+
 // Rows (groups, taps, group channels) of pixels [first, first + count), sampled from a channels-last image
 // (H, W, C): a sample's four bilinear corners are runs of contiguous channels, so one set of corner weights
 // serves a vector of channels.
 template <typename T>
 void sample_rows_channels_last(const T* input, const T* offset, const T* mask, const DeformGeometry& g,
-                               int64_t weight_group_channels, int64_t first, int64_t count, T* rows) {
+                               const std::vector<std::vector<ChannelRun>>& runs, int64_t weight_group_channels,
+                               int64_t first, int64_t count, T* rows) {
   const int64_t channels = g.channels, taps = g.taps(), pixels = g.pixels();
-  const int64_t offset_group_channels = channels / g.offset_groups;
+  // Walk (oy, ox) alongside p: integer division per pixel and tap would dominate the cost.
+  int64_t oy = first / g.out_w, ox = first % g.out_w;
   for (int64_t p = first; p < first + count; ++p) {
-    const int64_t oy = p / g.out_w, ox = p % g.out_w;
     T* row = rows + (p - first) * channels * taps;
-    for (int64_t tap = 0; tap < g.offset_groups * taps; ++tap) {
-      const int64_t k = tap % taps, group_begin = (tap / taps) * offset_group_channels;
-      const T y = T(g.origin_y(k, oy)) + offset[2 * tap * pixels + p];
-      const T x = T(g.origin_x(k, ox)) + offset[(2 * tap + 1) * pixels + p];
-      const auto corners = deform_corners<T>(g.height, g.width, y, x);
-      const T scale = modulation(mask, tap * pixels + p);
-      const T w0 = corners.weight[0] * scale, w1 = corners.weight[1] * scale;
-      const T w2 = corners.weight[2] * scale, w3 = corners.weight[3] * scale;
-      const T* c0 = input + int64_t(corners.index[0]) * channels;
-      const T* c1 = input + int64_t(corners.index[1]) * channels;
-      const T* c2 = input + int64_t(corners.index[2]) * channels;
-      const T* c3 = input + int64_t(corners.index[3]) * channels;
-      // Runs of channels that share both the offset group and the weight group are contiguous in a row.
-      const int64_t group_end = group_begin + offset_group_channels;
-      for (int64_t c = group_begin; c < group_end;) {
-        const int64_t weight_group = c / weight_group_channels, group_first = weight_group * weight_group_channels;
-        const int64_t run_end = std::min(group_end, group_first + weight_group_channels);
-        T* out = row + (weight_group * taps + k) * weight_group_channels - group_first;
-        for (; c < run_end; ++c) out[c] = w0 * c0[c] + w1 * c1[c] + w2 * c2[c] + w3 * c3[c];
+    for (int64_t group = 0; group < g.offset_groups; ++group) {
+      for (int64_t i = 0, k = 0; i < g.kernel_h; ++i) {
+        for (int64_t j = 0; j < g.kernel_w; ++j, ++k) {
+          const int64_t tap = group * taps + k;
+          const T y = T(oy * g.stride_h - g.pad_h + i * g.dilation_h) + offset[2 * tap * pixels + p];
+          const T x = T(ox * g.stride_w - g.pad_w + j * g.dilation_w) + offset[(2 * tap + 1) * pixels + p];
+          const auto corners = deform_corners<T>(g.height, g.width, y, x);
+          const T scale = modulation(mask, tap * pixels + p);
+          const T w0 = corners.weight[0] * scale, w1 = corners.weight[1] * scale;
+          const T w2 = corners.weight[2] * scale, w3 = corners.weight[3] * scale;
+          const T* c0 = input + int64_t(corners.index[0]) * channels;
+          const T* c1 = input + int64_t(corners.index[1]) * channels;
+          const T* c2 = input + int64_t(corners.index[2]) * channels;
+          const T* c3 = input + int64_t(corners.index[3]) * channels;
+          for (const auto& run : runs[group]) {
+            T* out = row + (run.weight_group * taps + k - run.weight_group) * weight_group_channels;
+            for (int64_t c = run.begin; c < run.end; ++c) {
+              out[c] = w0 * c0[c] + w1 * c1[c] + w2 * c2[c] + w3 * c3[c];
+            }
+          }
+        }
       }
+    }
+    if (++ox == g.out_w) {
+      ox = 0;
+      ++oy;
     }
   }
 }
@@ -206,6 +235,7 @@ at::Tensor deform_conv2d_forward(const at::Tensor& input, const at::Tensor& offs
   // image's columns (taps times the input) would stream through memory twice.
   const int64_t block = std::clamp<int64_t>(kColumnsPerBlock / (g.channels * taps), 16, 1024);
   const int64_t blocks = (pixels + block - 1) / block;
+  const auto runs = channel_runs(g, weight_group_channels);
   // Worker threads run at::mm_out, so they need this thread's inference mode and dispatch state.
   const at::ThreadLocalState caller_state;
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "deform_conv2d_forward", [&] {
@@ -216,7 +246,7 @@ at::Tensor deform_conv2d_forward(const at::Tensor& input, const at::Tensor& offs
         const int64_t b = item / blocks, first = (item % blocks) * block, count = std::min(block, pixels - first);
         sample_rows_channels_last<scalar_t>(in[b].data_ptr<scalar_t>(), off[b].data_ptr<scalar_t>(),
                                             mask.defined() ? modulation_mask[b].data_ptr<scalar_t>() : nullptr, g,
-                                            weight_group_channels, first, count, rows.data_ptr<scalar_t>());
+                                            runs, weight_group_channels, first, count, rows.data_ptr<scalar_t>());
         for (int64_t group = 0; group < groups; ++group) {
           // (group out, count) = weights @ rows^T, written in place into the image's output columns.
           auto out = output[b].narrow(0, group * group_out, group_out).narrow(1, first, count);
