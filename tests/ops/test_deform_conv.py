@@ -73,6 +73,10 @@ CASES = {
     "groups_offset_groups_mask": (1, 6, (6, 7), 4, (3, 3), 2, 3, (1, 1), (1, 1), (1, 1), True, 2.0),
     "stride_dilation": (2, 3, (9, 8), 2, (3, 2), 1, 1, (2, 1), (2, 0), (2, 3), True, 1.0),
     "far_outside": (1, 2, (5, 5), 2, (3, 3), 1, 2, (1, 2), (0, 1), (1, 1), False, 6.0),
+    # Several cache blocks of pixels per image, shared between the threads (CPU kernel).
+    "many_blocks": (2, 15, (32, 32), 15, (3, 3), 1, 1, (1, 1), (1, 1), (1, 1), True, 1.5),
+    # Offset groups of 3 channels across weight groups of 5: channel runs split at both boundaries.
+    "crossing_groups": (1, 15, (20, 20), 6, (3, 3), 3, 5, (1, 1), (1, 1), (1, 1), True, 1.5),
 }
 
 

@@ -1,6 +1,6 @@
-// Registers torch.ops.posekit: schemas, the deformable-convolution driver (im2col + GEMM; the CPU forward has
-// its own channels-last kernel),
-// and the CPU / CUDA kernels. Importing posekit._C loads this library.
+// Registers torch.ops.posekit: schemas, the deformable-convolution entry points of each device (the CUDA
+// one an im2col + GEMM driver around cuda/deform_conv.cu), and the CPU / CUDA kernels. Importing
+// posekit._C loads this library.
 #include <Python.h>
 
 #include <ATen/ATen.h>
@@ -14,22 +14,6 @@
 namespace posekit {
 namespace {
 
-struct DeformKernels {
-  decltype(&cpu::deformable_im2col) im2col;
-  decltype(&cpu::deformable_col2im) col2im;
-  decltype(&cpu::deformable_coordinate_grad) coordinate_grad;
-};
-
-DeformKernels deform_kernels_for(const at::Tensor& input) {
-#ifdef WITH_CUDA
-  if (input.is_cuda()) {
-    return {&cuda::deformable_im2col, &cuda::deformable_col2im, &cuda::deformable_coordinate_grad};
-  }
-#endif
-  TORCH_CHECK(input.is_cpu(), "posekit::deform_conv2d: no kernel for device ", input.device());
-  return {&cpu::deformable_im2col, &cpu::deformable_col2im, &cpu::deformable_coordinate_grad};
-}
-
 DeformGeometry make_geometry(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& weight,
                              at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
   const int64_t taps = weight.size(2) * weight.size(3);
@@ -38,6 +22,28 @@ DeformGeometry make_geometry(const at::Tensor& input, const at::Tensor& offset, 
           dilation[1],    offset.size(2), offset.size(3), offset.size(1) / (2 * taps)};
 }
 
+at::Tensor add_bias(at::Tensor output, const std::optional<at::Tensor>& bias) {
+  return bias.has_value() ? output.add_(bias->view({1, -1, 1, 1})) : output;
+}
+
+at::Tensor deform_conv2d_cpu(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& weight,
+                             const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& mask,
+                             at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
+  const auto g = make_geometry(input, offset, weight, stride, padding, dilation);
+  return add_bias(cpu::deform_conv2d_forward(input, offset, weight, mask.value_or(at::Tensor()), g), bias);
+}
+
+// Gradients for input, offset, weight and mask (an empty tensor without mask); the bias gradient is a
+// plain sum that autograd code computes.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_conv2d_backward_cpu(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& offset, const at::Tensor& weight,
+    const std::optional<at::Tensor>& mask, at::IntArrayRef stride, at::IntArrayRef padding,
+    at::IntArrayRef dilation) {
+  const auto g = make_geometry(input, offset, weight, stride, padding, dilation);
+  return cpu::deform_conv2d_backward(grad_output, input, offset, weight, mask.value_or(at::Tensor()), g);
+}
+
+#ifdef WITH_CUDA
 at::Tensor image_of(const at::Tensor& batch, int64_t b) { return batch.defined() ? batch[b] : at::Tensor(); }
 
 // The weight as (groups, out_channels / groups, in_channels / groups * taps), matching the columns' rows.
@@ -46,15 +52,10 @@ at::Tensor weight_matrix(const at::Tensor& weight, const DeformGeometry& g) {
   return weight.reshape({groups, weight.size(0) / groups, -1});
 }
 
-at::Tensor deform_conv2d(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& weight,
-                         const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& mask,
-                         at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
+at::Tensor deform_conv2d_cuda(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& weight,
+                              const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& mask,
+                              at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
   const auto g = make_geometry(input, offset, weight, stride, padding, dilation);
-  if (input.is_cpu()) {
-    auto output = cpu::deform_conv2d_forward(input, offset, weight, mask.value_or(at::Tensor()), g);
-    return bias.has_value() ? output.add_(bias->view({1, -1, 1, 1})) : output;
-  }
-  const auto kernels = deform_kernels_for(input);
   const auto in = input.contiguous(), off = offset.contiguous();
   const auto modulation = mask.has_value() ? mask->contiguous() : at::Tensor();
   const auto weights = weight_matrix(weight.contiguous(), g);
@@ -62,22 +63,18 @@ at::Tensor deform_conv2d(const at::Tensor& input, const at::Tensor& offset, cons
   auto output = at::empty({input.size(0), weight.size(0), g.out_h, g.out_w}, input.options());
   auto columns = at::empty({g.channels * g.taps(), g.pixels()}, input.options());
   for (int64_t b = 0; b < input.size(0); ++b) {
-    kernels.im2col(in[b], off[b], image_of(modulation, b), g, columns);
+    cuda::deformable_im2col(in[b], off[b], image_of(modulation, b), g, columns);
     auto out = output[b].view({groups, -1, g.pixels()});
     at::bmm_out(out, weights, columns.view({groups, -1, g.pixels()}));
   }
-  if (bias.has_value()) output.add_(bias->view({1, -1, 1, 1}));
-  return output;
+  return add_bias(output, bias);
 }
 
-// Gradients for input, offset, weight and mask (an empty tensor without mask); the bias gradient is a
-// plain sum that autograd code computes.
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_conv2d_backward(
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_conv2d_backward_cuda(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& offset, const at::Tensor& weight,
     const std::optional<at::Tensor>& mask, at::IntArrayRef stride, at::IntArrayRef padding,
     at::IntArrayRef dilation) {
   const auto g = make_geometry(input, offset, weight, stride, padding, dilation);
-  const auto kernels = deform_kernels_for(input);
   const auto in = input.contiguous(), off = offset.contiguous(), grad = grad_output.contiguous();
   const auto modulation = mask.has_value() ? mask->contiguous() : at::Tensor();
   const auto weights = weight_matrix(weight.contiguous(), g);
@@ -93,15 +90,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_conv2d_backwar
     auto grad_columns_view = grad_columns.view({groups, -1, g.pixels()});
     at::bmm_out(grad_columns_view, weights.transpose(1, 2), grad_b);
     auto grad_input_b = grad_input[b];
-    kernels.col2im(grad_columns, off[b], image_of(modulation, b), g, grad_input_b);
+    cuda::deformable_col2im(grad_columns, off[b], image_of(modulation, b), g, grad_input_b);
     auto grad_offset_b = grad_offset[b];
     auto grad_mask_b = image_of(mask.has_value() ? grad_mask : at::Tensor(), b);
-    kernels.coordinate_grad(grad_columns, in[b], off[b], image_of(modulation, b), g, grad_offset_b, grad_mask_b);
-    kernels.im2col(in[b], off[b], image_of(modulation, b), g, columns);
+    cuda::deformable_coordinate_grad(grad_columns, in[b], off[b], image_of(modulation, b), g, grad_offset_b,
+                                     grad_mask_b);
+    cuda::deformable_im2col(in[b], off[b], image_of(modulation, b), g, columns);
     grad_weight.baddbmm_(grad_b, columns.view({groups, -1, g.pixels()}).transpose(1, 2));
   }
   return {grad_input, grad_offset, grad_weight.view_as(weight), grad_mask};
 }
+#endif
 
 }  // namespace
 
@@ -120,8 +119,8 @@ TORCH_LIBRARY(posekit, m) {
 }
 
 #define POSEKIT_REGISTER_KERNELS(device_namespace)                     \
-  m.impl("deform_conv2d", &deform_conv2d);                             \
-  m.impl("deform_conv2d_backward", &deform_conv2d_backward);           \
+  m.impl("deform_conv2d", &deform_conv2d_##device_namespace);          \
+  m.impl("deform_conv2d_backward", &deform_conv2d_backward_##device_namespace); \
   m.impl("roi_align", &device_namespace::roi_align);                   \
   m.impl("roi_align_backward", &device_namespace::roi_align_backward); \
   m.impl("nms", &device_namespace::nms);                               \

@@ -28,20 +28,8 @@ struct DeformGeometry {
   }
 };
 
-// The per-image pieces of deformable convolution; the matrix products around them are shared (ops.cpp).
-// input (C, H, W); offset (2 * G * taps, out_h, out_w); mask (G * taps, out_h, out_w) or undefined;
-// columns (C * taps, out_h * out_w).
+// Kernels every device has.
 #define POSEKIT_DECLARE_KERNELS                                                                         \
-  void deformable_im2col(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& mask,     \
-                         const DeformGeometry& geometry, at::Tensor& columns);                          \
-  /* Adds the input gradient of the sampled columns into grad_input. */                                  \
-  void deformable_col2im(const at::Tensor& grad_columns, const at::Tensor& offset, const at::Tensor& mask, \
-                         const DeformGeometry& geometry, at::Tensor& grad_input);                       \
-  /* Writes the offset gradient, and the mask gradient when mask is defined. */                          \
-  void deformable_coordinate_grad(const at::Tensor& grad_columns, const at::Tensor& input,              \
-                                  const at::Tensor& offset, const at::Tensor& mask,                     \
-                                  const DeformGeometry& geometry, at::Tensor& grad_offset,              \
-                                  at::Tensor& grad_mask);                                               \
   at::Tensor roi_align(const at::Tensor& input, const at::Tensor& rois, double spatial_scale,            \
                        int64_t pooled_h, int64_t pooled_w, int64_t sampling_ratio, bool aligned);       \
   at::Tensor roi_align_backward(const at::Tensor& grad_output, const at::Tensor& rois, double spatial_scale, \
@@ -53,15 +41,31 @@ struct DeformGeometry {
 
 namespace cpu {
 POSEKIT_DECLARE_KERNELS
-// The CPU forward samples channels-last and multiplies in one pass per image (cpu/deform_conv.cpp); the
-// device-generic im2col path above serves the backward.
+// Deformable convolution, channels-last in cache-sized blocks of pixels (cpu/deform_conv.cpp); mask is
+// undefined when absent. The backward returns the input, offset, weight and mask gradients (the last
+// empty without a mask).
 at::Tensor deform_conv2d_forward(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& weight,
                                  const at::Tensor& mask, const DeformGeometry& geometry);
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_conv2d_backward(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& offset, const at::Tensor& weight,
+    const at::Tensor& mask, const DeformGeometry& geometry);
 }  // namespace cpu
 
 #ifdef WITH_CUDA
 namespace cuda {
 POSEKIT_DECLARE_KERNELS
+// The per-image pieces of deformable convolution; the matrix products around them are in ops.cpp.
+// input (C, H, W); offset (2 * G * taps, out_h, out_w); mask (G * taps, out_h, out_w) or undefined;
+// columns (C * taps, out_h * out_w).
+void deformable_im2col(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& mask,
+                       const DeformGeometry& geometry, at::Tensor& columns);
+// Adds the input gradient of the sampled columns into grad_input.
+void deformable_col2im(const at::Tensor& grad_columns, const at::Tensor& offset, const at::Tensor& mask,
+                       const DeformGeometry& geometry, at::Tensor& grad_input);
+// Writes the offset gradient, and the mask gradient when mask is defined.
+void deformable_coordinate_grad(const at::Tensor& grad_columns, const at::Tensor& input, const at::Tensor& offset,
+                                const at::Tensor& mask, const DeformGeometry& geometry, at::Tensor& grad_offset,
+                                at::Tensor& grad_mask);
 }  // namespace cuda
 #endif
 
