@@ -116,8 +116,8 @@ def _predict_same_size(model: Model, images: Sequence[np.ndarray], cfg: CfgNode,
     """Predictions for images of one size: one batched network pass per scale, decoding per image."""
     with torch.no_grad():
         outputs = _network_outputs(model, images, cfg, keypoint_set)
-        return [_decode([ScaleOutput(o.heatmap[i:i + 1], o.posemap[i:i + 1], o.scale, o.center, o.scale_pair)
-                         for o in outputs], images[i].shape, cfg, keypoint_set, rescore_net)
+        return [_decode([o._replace(heatmap=o.heatmap[i:i + 1], posemap=o.posemap[i:i + 1]) for o in outputs],
+                        images[i].shape, cfg, keypoint_set, rescore_net)
                 for i in range(len(images))]
 
 

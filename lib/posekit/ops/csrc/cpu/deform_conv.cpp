@@ -152,94 +152,112 @@ at::Tensor weight_rows(const at::Tensor& weight, int64_t groups, int64_t taps) {
       .contiguous();
 }
 
-int64_t pixels_per_block(const DeformGeometry& g) {
-  return std::clamp<int64_t>(kColumnsPerBlock / (g.channels * g.taps()), 16, 1024);
-}
+// What the forward and the backward share: the tensors in the layouts the loops read, and the blocks of
+// pixels they work in.
+struct BlockedConv {
+  Layout layout;
+  int64_t groups, group_out, group_columns, block, blocks;
+  at::Tensor input, offset, mask, weights;  // channels-last input; mask undefined when absent
+
+  BlockedConv(const at::Tensor& input_, const at::Tensor& offset_, const at::Tensor& weight, const at::Tensor& mask_,
+              const DeformGeometry& g)
+      : layout{g, channel_runs(g, weight.size(1)), weight.size(1)},
+        groups(g.channels / weight.size(1)),
+        group_out(weight.size(0) / groups),
+        group_columns(layout.row_size() / groups),
+        block(std::clamp<int64_t>(kColumnsPerBlock / layout.row_size(), 16, 1024)),
+        blocks((g.pixels() + block - 1) / block),
+        input(input_.contiguous(at::MemoryFormat::ChannelsLast)),
+        offset(offset_.contiguous()),
+        mask(mask_.defined() ? mask_.contiguous() : mask_),
+        weights(weight_rows(weight, groups, g.taps())) {}
+
+  // Calls visit(thread, image, first pixel, pixel count) for every block, on worker threads that keep the
+  // caller's inference mode and dispatch state (visit runs ATen ops).
+  template <typename Visit>
+  void for_each_block(Visit&& visit) const {
+    const at::ThreadLocalState caller_state;
+    at::parallel_for(0, input.size(0) * blocks, 1, [&](int64_t begin, int64_t end) {
+      const at::ThreadLocalStateGuard state_guard(caller_state);
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t first = (item % blocks) * block;
+        visit(int64_t(at::get_thread_num()), item / blocks, first, std::min(block, layout.g.pixels() - first));
+      }
+    });
+  }
+
+  // A buffer for the rows of one block.
+  at::Tensor new_rows() const { return at::empty({block, layout.row_size()}, input.options()); }
+  // Group `group`'s columns of the first `count` rows.
+  at::Tensor columns(const at::Tensor& rows, int64_t count, int64_t group) const {
+    return rows.narrow(0, 0, count).narrow(1, group * group_columns, group_columns);
+  }
+
+  // Samples image b's rows of pixels [first, first + count) into `rows`.
+  template <typename T>
+  void sample(int64_t b, int64_t first, int64_t count, at::Tensor& rows) const {
+    sample_rows<T>(input[b].data_ptr<T>(), offset[b].data_ptr<T>(), mask_data<T>(b), layout, first, count,
+                   rows.data_ptr<T>());
+  }
+  template <typename T>
+  const T* mask_data(int64_t b) const {
+    return mask.defined() ? mask[b].data_ptr<T>() : nullptr;
+  }
+};
 
 }  // namespace
 
 at::Tensor deform_conv2d_forward(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& weight,
                                  const at::Tensor& mask, const DeformGeometry& g) {
-  const int64_t batch = input.size(0), out_channels = weight.size(0), pixels = g.pixels();
-  const int64_t groups = g.channels / weight.size(1), group_out = out_channels / groups;
-  const Layout layout{g, channel_runs(g, weight.size(1)), weight.size(1)};
-  const int64_t group_columns = layout.row_size() / groups;
-  const auto in = input.contiguous(at::MemoryFormat::ChannelsLast), off = offset.contiguous();
-  const auto modulation_mask = mask.defined() ? mask.contiguous() : mask;
-  const auto weights = weight_rows(weight, groups, g.taps());
-  auto output = at::empty({batch, out_channels, pixels}, input.options());
-  const int64_t block = pixels_per_block(g), blocks = (pixels + block - 1) / block;
-  // Worker threads run at::mm_out, so they need this thread's inference mode and dispatch state.
-  const at::ThreadLocalState caller_state;
+  const BlockedConv conv(input, offset, weight, mask, g);
+  auto output = at::empty({input.size(0), weight.size(0), g.pixels()}, input.options());
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "deform_conv2d_forward", [&] {
-    at::parallel_for(0, batch * blocks, 1, [&](int64_t begin, int64_t end) {
-      const at::ThreadLocalStateGuard state_guard(caller_state);
-      auto rows = at::empty({block, layout.row_size()}, input.options());
-      for (int64_t item = begin; item < end; ++item) {
-        const int64_t b = item / blocks, first = (item % blocks) * block, count = std::min(block, pixels - first);
-        const scalar_t* mask_data = mask.defined() ? modulation_mask[b].data_ptr<scalar_t>() : nullptr;
-        sample_rows<scalar_t>(in[b].data_ptr<scalar_t>(), off[b].data_ptr<scalar_t>(), mask_data, layout, first,
-                              count, rows.data_ptr<scalar_t>());
-        for (int64_t group = 0; group < groups; ++group) {
-          // (group out, count) = weights @ rows^T, written in place into the image's output columns.
-          auto out = output[b].narrow(0, group * group_out, group_out).narrow(1, first, count);
-          const auto columns = rows.narrow(0, 0, count).narrow(1, group * group_columns, group_columns);
-          at::mm_out(out, weights[group], columns.t());
-        }
+    conv.for_each_block([&](int64_t, int64_t b, int64_t first, int64_t count) {
+      auto rows = conv.new_rows();
+      conv.sample<scalar_t>(b, first, count, rows);
+      for (int64_t group = 0; group < conv.groups; ++group) {
+        // (group out, count) = weights @ rows^T, written in place into the image's output columns.
+        auto out = output[b].narrow(0, group * conv.group_out, conv.group_out).narrow(1, first, count);
+        at::mm_out(out, conv.weights[group], conv.columns(rows, count, group).t());
       }
     });
   });
-  return output.view({batch, out_channels, g.out_h, g.out_w});
+  return output.view({input.size(0), weight.size(0), g.out_h, g.out_w});
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_conv2d_backward(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& offset, const at::Tensor& weight,
     const at::Tensor& mask, const DeformGeometry& g) {
-  const int64_t batch = input.size(0), out_channels = weight.size(0), pixels = g.pixels();
-  const int64_t groups = g.channels / weight.size(1), group_out = out_channels / groups;
-  const Layout layout{g, channel_runs(g, weight.size(1)), weight.size(1)};
-  const int64_t group_columns = layout.row_size() / groups;
-  const auto in = input.contiguous(at::MemoryFormat::ChannelsLast), off = offset.contiguous();
-  const auto modulation_mask = mask.defined() ? mask.contiguous() : mask;
-  const auto grad = grad_output.contiguous().view({batch, out_channels, pixels});
-  const auto weights = weight_rows(weight, groups, g.taps());
+  const BlockedConv conv(input, offset, weight, mask, g);
+  const int64_t batch = input.size(0);
+  const auto grad = grad_output.contiguous().view({batch, weight.size(0), g.pixels()});
   // Blocks of different threads scatter into the same input pixels: each thread sums into its own copy.
   const int64_t threads = at::get_num_threads();
   auto grad_input = at::zeros({threads, batch, g.height * g.width * g.channels}, input.options());
-  auto grad_weights = at::zeros({threads, groups, group_out, group_columns}, input.options());
-  auto grad_offset = at::zeros_like(off);
-  auto grad_mask = mask.defined() ? at::zeros_like(modulation_mask) : at::empty({0}, input.options());
-  const int64_t block = pixels_per_block(g), blocks = (pixels + block - 1) / block;
-  const at::ThreadLocalState caller_state;
+  auto grad_weights = at::zeros({threads, conv.groups, conv.group_out, conv.group_columns}, input.options());
+  auto grad_offset = at::zeros_like(conv.offset);
+  auto grad_mask = mask.defined() ? at::zeros_like(conv.mask) : at::empty({0}, input.options());
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "deform_conv2d_backward", [&] {
-    at::parallel_for(0, batch * blocks, 1, [&](int64_t begin, int64_t end) {
-      const at::ThreadLocalStateGuard state_guard(caller_state);
-      const int64_t thread = at::get_thread_num();
-      auto rows = at::empty({block, layout.row_size()}, input.options());
-      auto grad_rows = at::empty_like(rows);
-      for (int64_t item = begin; item < end; ++item) {
-        const int64_t b = item / blocks, first = (item % blocks) * block, count = std::min(block, pixels - first);
-        const scalar_t* mask_data = mask.defined() ? modulation_mask[b].data_ptr<scalar_t>() : nullptr;
-        sample_rows<scalar_t>(in[b].data_ptr<scalar_t>(), off[b].data_ptr<scalar_t>(), mask_data, layout, first,
-                              count, rows.data_ptr<scalar_t>());
-        for (int64_t group = 0; group < groups; ++group) {
-          const auto grad_block = grad[b].narrow(0, group * group_out, group_out).narrow(1, first, count);
-          const auto columns = rows.narrow(0, 0, count).narrow(1, group * group_columns, group_columns);
-          auto grad_columns = grad_rows.narrow(0, 0, count).narrow(1, group * group_columns, group_columns);
-          at::mm_out(grad_columns, grad_block.t(), weights[group]);
-          grad_weights[thread][group].addmm_(grad_block, columns);
-        }
-        scatter_row_grads<scalar_t>(in[b].data_ptr<scalar_t>(), off[b].data_ptr<scalar_t>(), mask_data, layout,
-                                    first, count, grad_rows.data_ptr<scalar_t>(),
-                                    grad_input[thread][b].data_ptr<scalar_t>(), grad_offset[b].data_ptr<scalar_t>(),
-                                    mask.defined() ? grad_mask[b].data_ptr<scalar_t>() : nullptr);
+    conv.for_each_block([&](int64_t thread, int64_t b, int64_t first, int64_t count) {
+      auto rows = conv.new_rows(), grad_rows = conv.new_rows();
+      conv.sample<scalar_t>(b, first, count, rows);
+      for (int64_t group = 0; group < conv.groups; ++group) {
+        const auto grad_block = grad[b].narrow(0, group * conv.group_out, conv.group_out).narrow(1, first, count);
+        auto grad_columns = conv.columns(grad_rows, count, group);
+        at::mm_out(grad_columns, grad_block.t(), conv.weights[group]);
+        grad_weights[thread][group].addmm_(grad_block, conv.columns(rows, count, group));
       }
+      scatter_row_grads<scalar_t>(conv.input[b].data_ptr<scalar_t>(), conv.offset[b].data_ptr<scalar_t>(),
+                                  conv.mask_data<scalar_t>(b), conv.layout, first, count,
+                                  grad_rows.data_ptr<scalar_t>(), grad_input[thread][b].data_ptr<scalar_t>(),
+                                  grad_offset[b].data_ptr<scalar_t>(),
+                                  mask.defined() ? grad_mask[b].data_ptr<scalar_t>() : nullptr);
     });
   });
   const auto grad_input_nchw =
       grad_input.sum(0).view({batch, g.height, g.width, g.channels}).permute({0, 3, 1, 2}).contiguous();
   const auto grad_weight = grad_weights.sum(0)
-                               .view({groups, group_out, g.taps(), weight.size(1)})
+                               .view({conv.groups, conv.group_out, g.taps(), weight.size(1)})
                                .transpose(2, 3)
                                .reshape(weight.sizes());
   return {grad_input_nchw, grad_offset, grad_weight, grad_mask};
