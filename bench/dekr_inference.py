@@ -14,7 +14,7 @@ is wrapped so that its calls are timed on their own (synchronised), which splits
            mapping back to the image.
 The CPU floor is the forward's conv multiply-adds (posekit.models.complexity, at the real input sizes)
 over the best conv throughput measured on this machine at HRNet's branch shapes.
---write replaces the "## DEKR inference" section of bench/RESULTS.md.
+--write replaces the "## DEKR inference, CPU" and/or "## DEKR inference, GPU" section of bench/RESULTS.md.
 """
 import argparse
 import statistics
@@ -35,6 +35,7 @@ from common import format_table, machine, median_seconds, timed, write_section
 from posekit.config import load_cfg
 from posekit.data.metadata import keypoint_set_from_cfg
 from posekit.data.transforms import to_normalized_tensor
+from posekit.engine.device import configure_cudnn
 from posekit.export import export_dekr
 from posekit.export.runtime import OnnxRuntimeNetwork
 from posekit.inference.dekr import predict_images
@@ -58,6 +59,7 @@ MULTI_SCALE_NMS_THRE = 0.15  # the official README's multi-scale command line
 # show what graph-level fusion buys on the CPU.
 MODES = {"cpu": ["fp32", "fp32-frozen", "onnxruntime"], "cuda": ["fp32", "bf16", "fp16"]}
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+SECTIONS = {"cpu": "DEKR inference, CPU", "cuda": "DEKR inference, GPU"}
 # HRNet branch widths (W32) at 1/4 ... 1/32 of an 832x512 input: the floor uses the best of these.
 THROUGHPUT_SHAPES = [(32, 128, 208), (64, 64, 104), (128, 32, 52), (256, 16, 26)]
 
@@ -177,6 +179,7 @@ def conv_throughput(device: torch.device, batch: int, repeats: int) -> float:
 def build_networks(case: Case, cfg: CfgNode) -> Tuple[TimedNetwork, nn.Module]:
     """Randomly initialised DEKR (wrapped for timing) and rescore net on the case's device."""
     torch.manual_seed(0)
+    configure_cudnn(cfg)
     network = TimedNetwork(build_model(cfg).to(case.device).eval(), case.mode)
     return network, build_rescore_net(cfg).to(case.device).eval()
 
@@ -248,9 +251,10 @@ def report(rows: List[Dict[str, object]], throughputs: Dict[Tuple[str, int], flo
     """Machine line, throughput, table and notes."""
     gpu = next((row["case"].device for row in rows if row["case"].device.type == "cuda"), None)
     measured = ", ".join(f"batch {batch}: {value / 1e9:.0f} GMAC/s" for (_, batch), value in sorted(throughputs.items()))
-    notes = [
-        f"Machine: {machine(gpu)}.",
-        f"CPU conv throughput (best float32 3x3 conv at HRNet branch shapes): {measured or 'not measured'}.",
+    notes = [f"Machine: {machine(gpu)}."]
+    if measured:
+        notes.append(f"CPU conv throughput (best float32 3x3 conv at HRNet branch shapes): {measured}.")
+    notes += [
         f"Medians of {repeats} runs after one warm-up; random weights; input {IMAGE.relative_to(REPO)} "
         "(640x425), repeated to fill the batch.",
         "With random weights the centre heatmap yields up to MAX_NUM_PEOPLE (30) proposals per scale, the "
@@ -280,9 +284,12 @@ def goal_lines(rows: List[Dict[str, object]]) -> List[str]:
                and row["case"].flip and row["case"].scales == "single"]
     if gpu_fp32 and batched:
         best = max(batched, key=lambda row: row["images_per_s"])
+        fastest_forward = min(batched, key=lambda row: row["forward"] / row["case"].batch)
         lines.append(f"Goal, batched autocast >= 3x fp32 batch-1 throughput (W32, GPU, flip, one scale): "
-                     f"{best['images_per_s'] / gpu_fp32['images_per_s']:.2f}x ({best['case'].mode_name}, "
-                     f"batch {best['case'].batch}).")
+                     f"end to end {best['images_per_s'] / gpu_fp32['images_per_s']:.2f}x ({best['case'].mode_name}, "
+                     f"batch {best['case'].batch}); network alone "
+                     f"{gpu_fp32['forward'] * fastest_forward['case'].batch / fastest_forward['forward']:.2f}x "
+                     f"({fastest_forward['case'].mode_name}, batch {fastest_forward['case'].batch}).")
     return lines
 
 
@@ -363,7 +370,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per row (after one warm-up)")
     parser.add_argument("--skip-slow", action="store_true",
                         help="leave out CPU rows with batch > 1 and several scales (minutes each)")
-    parser.add_argument("--write", action="store_true", help='replace "## DEKR inference" in bench/RESULTS.md')
+    parser.add_argument("--write", action="store_true", help="replace the devices' sections of bench/RESULTS.md")
     parser.add_argument("--profile", action="store_true",
                         help="instead, print where one CPU forward's time goes (module kinds, operators)")
     return parser.parse_args()
@@ -385,10 +392,11 @@ def main() -> None:
         except (RuntimeError, TypeError, ValueError) as error:  # e.g. an op without a kernel for this mode
             rows.append({"case": case, "error": " ".join(str(error).split())[:200]})
         print(format_rows(rows[-1:]).splitlines()[-1], flush=True)
-    text = report(rows, throughputs, args.repeats)
-    print(text)
-    if args.write:
-        write_section("DEKR inference", text)
+    for device in args.devices:
+        text = report([row for row in rows if row["case"].device.type == device], throughputs, args.repeats)
+        print(text)
+        if args.write:
+            write_section(SECTIONS[device], text)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Median times of posekit's ops at the shapes DEKR and DensePose use, against the pure-PyTorch reference
 and torchvision (when it imports), on CPU and, when available, CUDA.
 
-    PYTHONPATH=lib python bench/ops.py [--write] [--budget SECONDS]
+    PYTHONPATH=lib python bench/ops.py [--devices cpu cuda] [--write] [--budget SECONDS]
 
---write replaces the "## Ops" section of bench/RESULTS.md with the table and the machine.
+--write replaces the "## Ops, CPU" and/or "## Ops, GPU" section of bench/RESULTS.md with the device's table
+and the machine.
 """
 import argparse
 import statistics
@@ -22,6 +23,7 @@ except Exception:  # torchvision is optional here; any import failure just drops
     torchvision_ops = None
 
 DEKR_BRANCHES = 17
+SECTIONS = {"cpu": "Ops, CPU", "cuda": "Ops, GPU"}
 
 
 def median_within_budget(run: Callable[[], None], device: str, budget: float) -> float:
@@ -129,17 +131,17 @@ def table(rows: List[Dict[str, object]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help='replace the "## Ops" section of bench/RESULTS.md')
+    default_devices = ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    parser.add_argument("--devices", nargs="+", choices=["cpu", "cuda"], default=default_devices)
+    parser.add_argument("--write", action="store_true", help="replace the devices' sections of bench/RESULTS.md")
     parser.add_argument("--budget", type=float, default=2.0, help="seconds of repeats per measurement")
     args = parser.parse_args()
-    rows = measure("cpu", args.budget)
-    if torch.cuda.is_available():
-        rows += measure("cuda", args.budget)
-    gpu = torch.device("cuda") if torch.cuda.is_available() else None
-    text = f"Machine: {machine(gpu)}.\n\n{table(rows)}"
-    print(text)
-    if args.write:
-        write_section("Ops", text)
+    for device in args.devices:
+        gpu = torch.device(device) if device == "cuda" else None
+        text = f"Machine: {machine(gpu)}.\n\n{table(measure(device, args.budget))}"
+        print(text)
+        if args.write:
+            write_section(SECTIONS[device], text)
 
 
 if __name__ == "__main__":

@@ -101,3 +101,22 @@ def test_cuda_matches_torchvision():
     boxes = rois[:, 1:].contiguous()
     scores = torch.rand(len(boxes), device="cuda")
     assert ops.nms(boxes, scores, 0.5).tolist() == torchvision_ops.nms(boxes, scores, 0.5).tolist()
+
+
+def test_cuda_gradients_match_torchvision():
+    torchvision_ops = pytest.importorskip("torchvision.ops")
+
+    def deform(module):
+        return lambda input, offset, weight, bias, mask: module.deform_conv2d(
+            input, offset, weight, bias, stride=(2, 1), padding=(1, 1), dilation=(2, 1), mask=mask)
+
+    inputs = [t.float().cuda() for t in deform_inputs().values()]
+    assert_all_close(forward_and_grads(deform(ops), inputs, 5), forward_and_grads(deform(torchvision_ops), inputs, 5),
+                     1e-4)
+    features, rois = (t.float().cuda() for t in roi_inputs())
+    for aligned in (False, True):
+        def pool(module):
+            return lambda x, boxes: module.roi_align(x, boxes, 3, 0.25, -1, aligned)
+
+        assert_all_close(forward_and_grads(pool(ops), [features, rois], 1),
+                         forward_and_grads(pool(torchvision_ops), [features, rois], 1), 1e-5)
