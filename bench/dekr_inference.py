@@ -38,6 +38,7 @@ from posekit.data.transforms import to_normalized_tensor
 from posekit.engine.device import configure_cudnn
 from posekit.export import export_dekr
 from posekit.export.runtime import OnnxRuntimeNetwork
+from posekit.inference.cuda_graph import CudaGraphNetwork
 from posekit.inference.dekr import predict_images
 from posekit.inference.resize import get_multi_scale_size, resize_align_multi_scale
 from posekit.models import build_model, build_rescore_net
@@ -57,8 +58,11 @@ MULTI_SCALE_NMS_THRE = 0.15  # the official README's multi-scale command line
 # How the network runs. "fp32-frozen": a TorchScript trace frozen by torch.jit.optimize_for_inference
 # (conv + batch-norm folding, conv + ReLU fusion); "onnxruntime": the ONNX export run by onnxruntime; both
 # show what graph-level fusion buys on the CPU.
-MODES = {"cpu": ["fp32", "fp32-frozen", "onnxruntime"], "cuda": ["fp32", "bf16", "fp16"]}
+# "fp32-graph", "fp16-graph": the forward replayed from CUDA graphs (posekit.inference.cuda_graph), fp16 under
+# autocast with channels_last; they show what one launch per forward instead of thousands buys.
+MODES = {"cpu": ["fp32", "fp32-frozen", "onnxruntime"], "cuda": ["fp32", "bf16", "fp16", "fp32-graph", "fp16-graph"]}
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+AUTOCAST_MODES = ("bf16", "fp16", "fp16-graph")
 SECTIONS = {"cpu": "DEKR inference, CPU", "cuda": "DEKR inference, GPU"}
 # HRNet branch widths (W32) at 1/4 ... 1/32 of an 832x512 input: the floor uses the best of these.
 THROUGHPUT_SHAPES = [(32, 128, 208), (64, 64, 104), (128, 32, 52), (256, 16, 26)]
@@ -77,7 +81,9 @@ class Case:
 
     @property
     def mode_name(self) -> str:
-        return f"{self.mode} autocast, channels_last" if self.mode in AUTOCAST_DTYPES else self.mode
+        if self.mode in AUTOCAST_DTYPES:
+            return f"{self.mode} autocast, channels_last"
+        return "fp16 autocast, channels_last, CUDA graph" if self.mode == "fp16-graph" else self.mode
 
 
 def frozen_torchscript(network: nn.Module, image: torch.Tensor) -> Runner:
@@ -96,7 +102,12 @@ def onnxruntime_network(network: nn.Module, image: torch.Tensor) -> Runner:
         return OnnxRuntimeNetwork(path, threads=torch.get_num_threads())
 
 
-COMPILED_MODES = {"fp32-frozen": frozen_torchscript, "onnxruntime": onnxruntime_network}
+COMPILED_MODES = {
+    "fp32-frozen": frozen_torchscript,
+    "onnxruntime": onnxruntime_network,
+    "fp32-graph": lambda network, _image: CudaGraphNetwork(network),
+    "fp16-graph": lambda network, _image: CudaGraphNetwork(network, torch.float16, channels_last=True),
+}
 
 
 class TimedNetwork(nn.Module):
@@ -280,7 +291,7 @@ def goal_lines(rows: List[Dict[str, object]]) -> List[str]:
                      f"{cpu['forward'] / cpu['floor']:.2f}x.")
     gpu_fp32 = find_row(rows, model="w32", mode="fp32", batch=1, flip=True, scales="single", device=torch.device("cuda"))
     batched = [row for row in rows if "error" not in row and row["case"].device.type == "cuda"
-               and row["case"].mode in AUTOCAST_DTYPES and row["case"].batch > 1 and row["case"].model == "w32"
+               and row["case"].mode in AUTOCAST_MODES and row["case"].batch > 1 and row["case"].model == "w32"
                and row["case"].flip and row["case"].scales == "single"]
     if gpu_fp32 and batched:
         best = max(batched, key=lambda row: row["images_per_s"])
@@ -364,7 +375,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--devices", nargs="+", choices=["cpu", "cuda"], default=default_devices)
     all_modes = sorted({mode for modes in MODES.values() for mode in modes})
     parser.add_argument("--modes", nargs="+", choices=all_modes, default=all_modes,
-                        help="network modes (CPU: fp32, fp32-frozen, onnxruntime; CUDA: fp32, bf16, fp16)")
+                        help="network modes (CPU: fp32, fp32-frozen, onnxruntime; CUDA: fp32, bf16, fp16, fp32-graph, "
+                             "fp16-graph)")
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads for torch and onnxruntime (default: torch's); 1 is steadier on a busy machine")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per row (after one warm-up)")

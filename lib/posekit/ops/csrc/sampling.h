@@ -79,7 +79,7 @@ struct RoiGrid {
   int batch_index;
   T start_y, start_x, bin_h, bin_w;
   int grid_h, grid_w;
-  T count;  // samples averaged per bin
+  T inverse_count;  // 1 / samples averaged per bin: a multiply per tap, not a division
 
   // Coordinate of sample i of bin p along y (or x).
   C10_HOST_DEVICE T y(int p, int i) const { return start_y + p * bin_h + (i + T(0.5)) * bin_h / T(grid_h); }
@@ -110,7 +110,7 @@ C10_HOST_DEVICE inline RoiGrid<T> make_roi_grid(const Scalar* roi, T spatial_sca
   grid.grid_h = grid.grid_h > 0 ? grid.grid_h : 0;
   grid.grid_w = grid.grid_w > 0 ? grid.grid_w : 0;
   const int count = grid.grid_h * grid.grid_w;
-  grid.count = T(count > 0 ? count : 1);
+  grid.inverse_count = T(1) / T(count > 0 ? count : 1);
   return grid;
 }
 
@@ -125,10 +125,10 @@ C10_HOST_DEVICE inline void for_each_bin_tap(const RoiGrid<T>& grid, int width, 
     for (int ix = 0; ix < grid.grid_w; ++ix) {
       const AxisSample<T> sx = x_sample(ix);
       if (!sx.valid) continue;
-      visit(sy.low * width + sx.low, sy.low_weight * sx.low_weight / grid.count);
-      visit(sy.low * width + sx.high, sy.low_weight * sx.high_weight / grid.count);
-      visit(sy.high * width + sx.low, sy.high_weight * sx.low_weight / grid.count);
-      visit(sy.high * width + sx.high, sy.high_weight * sx.high_weight / grid.count);
+      visit(sy.low * width + sx.low, sy.low_weight * sx.low_weight * grid.inverse_count);
+      visit(sy.low * width + sx.high, sy.low_weight * sx.high_weight * grid.inverse_count);
+      visit(sy.high * width + sx.low, sy.high_weight * sx.low_weight * grid.inverse_count);
+      visit(sy.high * width + sx.high, sy.high_weight * sx.high_weight * grid.inverse_count);
     }
   }
 }

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 
 namespace posekit {
 namespace cuda {
@@ -19,9 +20,23 @@ inline unsigned int blocks_for(int64_t n) {
   return static_cast<unsigned int>(std::min<int64_t>(std::max<int64_t>(blocks, 1), 65535));
 }
 
-#define POSEKIT_GRID_STRIDE_LOOP(index, n)                                                              \
-  for (int64_t index = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; index < (n); \
-       index += static_cast<int64_t>(blockDim.x) * gridDim.x)
+// Index is int where the element count fits: 64-bit division and modulo cost tens of instructions each.
+#define POSEKIT_GRID_STRIDE_LOOP_T(index, n, Index)                                           \
+  for (Index index = blockIdx.x * static_cast<Index>(blockDim.x) + threadIdx.x; index < (n); \
+       index += static_cast<Index>(blockDim.x) * gridDim.x)
+
+#define POSEKIT_GRID_STRIDE_LOOP(index, n) POSEKIT_GRID_STRIDE_LOOP_T(index, n, int64_t)
+
+// Calls launch(Index{}) with Index int when n elements can be indexed by an int (with room for the last
+// grid stride, at most 65535 * kThreads, to step past n without overflowing), else int64_t.
+template <typename Launch>
+void with_index_type(int64_t n, Launch&& launch) {
+  if (n <= std::numeric_limits<int>::max() / 2) {
+    launch(int{});
+  } else {
+    launch(int64_t{});
+  }
+}
 
 }  // namespace cuda
 }  // namespace posekit

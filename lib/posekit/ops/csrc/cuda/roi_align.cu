@@ -18,13 +18,13 @@ struct PoolShape {
 };
 
 // Calls visit(plane offset, pixel index, weight) for the bilinear taps of output element `index`.
-template <typename T, typename Scalar, typename Visit>
-__device__ void for_each_output_tap(int64_t index, const Scalar* rois, T spatial_scale, const PoolShape& s,
+template <typename T, typename Index, typename Scalar, typename Visit>
+__device__ void for_each_output_tap(Index index, const Scalar* rois, T spatial_scale, const PoolShape& s,
                                     Visit&& visit) {
   const int pw = index % s.pooled_w;
   const int ph = (index / s.pooled_w) % s.pooled_h;
   const int c = (index / s.pooled_w / s.pooled_h) % s.channels;
-  const int64_t r = index / s.pooled_w / s.pooled_h / s.channels;
+  const Index r = index / s.pooled_w / s.pooled_h / s.channels;
   const auto grid = make_roi_grid<T>(rois + 5 * r, spatial_scale, s.pooled_h, s.pooled_w, s.sampling_ratio,
                                      s.aligned);
   const int64_t plane = (static_cast<int64_t>(grid.batch_index) * s.channels + c) * s.height * s.width;
@@ -34,11 +34,11 @@ __device__ void for_each_output_tap(int64_t index, const Scalar* rois, T spatial
       [&](int pixel, T weight) { visit(plane + pixel, weight); });
 }
 
-template <typename Scalar>
-__global__ void forward_kernel(int64_t n, const Scalar* input, const Scalar* rois, at::opmath_type<Scalar> scale,
+template <typename Scalar, typename Index>
+__global__ void forward_kernel(Index n, const Scalar* input, const Scalar* rois, at::opmath_type<Scalar> scale,
                                PoolShape s, Scalar* output) {
   using acc_t = at::opmath_type<Scalar>;
-  POSEKIT_GRID_STRIDE_LOOP(index, n) {
+  POSEKIT_GRID_STRIDE_LOOP_T(index, n, Index) {
     acc_t sum = 0;
     for_each_output_tap<acc_t>(index, rois, scale, s,
                                [&](int64_t pixel, acc_t weight) { sum += weight * static_cast<acc_t>(input[pixel]); });
@@ -46,11 +46,11 @@ __global__ void forward_kernel(int64_t n, const Scalar* input, const Scalar* roi
   }
 }
 
-template <typename Scalar>
-__global__ void backward_kernel(int64_t n, const Scalar* grad_output, const Scalar* rois,
-                                at::opmath_type<Scalar> scale, PoolShape s, Scalar* grad_input) {
+template <typename Scalar, typename Index>
+__global__ void backward_kernel(Index n, const Scalar* grad_output, const Scalar* rois,
+                               at::opmath_type<Scalar> scale, PoolShape s, Scalar* grad_input) {
   using acc_t = at::opmath_type<Scalar>;
-  POSEKIT_GRID_STRIDE_LOOP(index, n) {
+  POSEKIT_GRID_STRIDE_LOOP_T(index, n, Index) {
     const acc_t grad = grad_output[index];
     for_each_output_tap<acc_t>(index, rois, scale, s, [&](int64_t pixel, acc_t weight) {
       gpuAtomicAdd(grad_input + pixel, static_cast<Scalar>(weight * grad));
@@ -77,9 +77,11 @@ at::Tensor roi_align(const at::Tensor& input, const at::Tensor& rois, double spa
   const int64_t n = output.numel();
   if (n == 0) return output;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "roi_align", [&] {
-    forward_kernel<scalar_t><<<blocks_for(n), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
-        n, in.data_ptr<scalar_t>(), boxes.data_ptr<scalar_t>(), static_cast<at::opmath_type<scalar_t>>(spatial_scale),
-        shape, output.data_ptr<scalar_t>());
+    with_index_type(n, [&](auto index) {
+      forward_kernel<scalar_t, decltype(index)><<<blocks_for(n), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+          static_cast<decltype(index)>(n), in.data_ptr<scalar_t>(), boxes.data_ptr<scalar_t>(),
+          static_cast<at::opmath_type<scalar_t>>(spatial_scale), shape, output.data_ptr<scalar_t>());
+    });
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return output;
@@ -96,9 +98,11 @@ at::Tensor roi_align_backward(const at::Tensor& grad_output, const at::Tensor& r
   const int64_t n = grad.numel();
   if (n == 0) return grad_input;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "roi_align_backward", [&] {
-    backward_kernel<scalar_t><<<blocks_for(n), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
-        n, grad.data_ptr<scalar_t>(), boxes.data_ptr<scalar_t>(), static_cast<at::opmath_type<scalar_t>>(spatial_scale),
-        shape, grad_input.data_ptr<scalar_t>());
+    with_index_type(n, [&](auto index) {
+      backward_kernel<scalar_t, decltype(index)><<<blocks_for(n), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+          static_cast<decltype(index)>(n), grad.data_ptr<scalar_t>(), boxes.data_ptr<scalar_t>(),
+          static_cast<at::opmath_type<scalar_t>>(spatial_scale), shape, grad_input.data_ptr<scalar_t>());
+    });
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return grad_input;
