@@ -2,7 +2,7 @@
 
     PYTHONPATH=lib python bench/dekr_inference.py [--models w32 w48] [--batches 1 8] [--flip on off]
         [--scales single multi] [--devices cpu cuda] [--modes ...] [--repeats N] [--skip-slow] [--write]
-    PYTHONPATH=lib python bench/dekr_inference.py --profile [--models w32]
+    PYTHONPATH=lib python bench/dekr_inference.py --profile [--models w32] [--devices cuda]
 
 One row per (model, device and mode, batch, flip, scales); random weights. The input is a real
 COCO image (data/samples/coco), repeated to fill a batch as video frames of one size would. The pipeline
@@ -365,6 +365,22 @@ def profile_forward(model: str) -> None:
     print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
 
+def profile_gpu_kernels(model: str, batch: int = 8) -> None:
+    """Print the GPU kernels of one fp16-autocast channels_last forward of a batch, by device time."""
+    case = Case(model, torch.device("cuda"), "fp16", batch, False, "single")
+    cfg = load_case_cfg(case)
+    network = build_networks(case, cfg)[0]
+    resized = resize_align_multi_scale(read_image(), cfg.DATASET.INPUT_SIZE, 1.0)[0]
+    image = to_normalized_tensor(resized)[None].repeat(batch, 1, 1, 1).to(case.device)
+    activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
+    with torch.inference_mode():
+        network(image)  # cuDNN picks its algorithms
+        with torch.profiler.profile(activities=activities) as profiler:
+            network(image)
+    print(f"{model} forward, fp16 autocast, channels_last, input {tuple(image.shape)}")
+    print(profiler.key_averages().table(sort_by="self_device_time_total", row_limit=25))
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=sorted(MODELS))
@@ -384,7 +400,8 @@ def parse_args() -> argparse.Namespace:
                         help="leave out CPU rows with batch > 1 and several scales (minutes each)")
     parser.add_argument("--write", action="store_true", help="replace the devices' sections of bench/RESULTS.md")
     parser.add_argument("--profile", action="store_true",
-                        help="instead, print where one CPU forward's time goes (module kinds, operators)")
+                        help="instead, print where one forward's time goes (CPU: module kinds and operators; "
+                             "with --devices cuda: GPU kernels of a batch of 8)")
     return parser.parse_args()
 
 
@@ -393,8 +410,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.profile:
+        profile = profile_gpu_kernels if "cuda" in args.devices else profile_forward
         for model in args.models:
-            profile_forward(model)
+            profile(model)
         return
     throughputs: Dict[Tuple[str, int], float] = {}
     rows = []
