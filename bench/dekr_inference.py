@@ -12,11 +12,13 @@ is wrapped so that its calls are timed on their own (synchronised), which splits
   forward  the network calls (plain and flipped, every scale), per batch;
   post     everything else per image: flip averaging and decoding, aggregation, pose NMS, rescoring,
            mapping back to the image.
+The network is in PoseEstimator's inference form (batch norms folded into convolutions, channels_last).
 The CPU floor is the forward's conv multiply-adds (posekit.models.complexity, at the real input sizes)
-over the best conv throughput measured on this machine at HRNet's branch shapes.
+over the best conv throughput measured on this machine at HRNet's branch shapes (either layout).
 --write replaces the "## DEKR inference, CPU" and/or "## DEKR inference, GPU" section of bench/RESULTS.md.
 """
 import argparse
+import itertools
 import statistics
 import tempfile
 import time
@@ -41,7 +43,7 @@ from posekit.export.runtime import OnnxRuntimeNetwork
 from posekit.inference.cuda_graph import CudaGraphNetwork
 from posekit.inference.dekr import predict_images
 from posekit.inference.resize import get_multi_scale_size, resize_align_multi_scale
-from posekit.models import build_model, build_rescore_net
+from posekit.models import build_model, build_rescore_net, prepare_for_inference
 from posekit.models.complexity import count_macs
 from posekit.models.dekr.adaptive_conv import AdaptBlock
 from posekit.ops import DeformConv2d
@@ -59,13 +61,14 @@ MULTI_SCALE_NMS_THRE = 0.15  # the official README's multi-scale command line
 # (conv + batch-norm folding, conv + ReLU fusion); "onnxruntime": the ONNX export run by onnxruntime; both
 # show what graph-level fusion buys on the CPU.
 # "fp32-graph", "fp16-graph": the forward replayed from CUDA graphs (posekit.inference.cuda_graph), fp16 under
-# autocast with channels_last; they show what one launch per forward instead of thousands buys.
+# autocast; they show what one launch per forward instead of thousands buys.
 MODES = {"cpu": ["fp32", "fp32-frozen", "onnxruntime"], "cuda": ["fp32", "bf16", "fp16", "fp32-graph", "fp16-graph"]}
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 AUTOCAST_MODES = ("bf16", "fp16", "fp16-graph")
 SECTIONS = {"cpu": "DEKR inference, CPU", "cuda": "DEKR inference, GPU"}
 # HRNet branch widths (W32) at 1/4 ... 1/32 of an 832x512 input: the floor uses the best of these.
 THROUGHPUT_SHAPES = [(32, 128, 208), (64, 64, 104), (128, 32, 52), (256, 16, 26)]
+LAYOUTS = (torch.contiguous_format, torch.channels_last)
 
 
 @dataclass(frozen=True)
@@ -82,8 +85,8 @@ class Case:
     @property
     def mode_name(self) -> str:
         if self.mode in AUTOCAST_DTYPES:
-            return f"{self.mode} autocast, channels_last"
-        return "fp16 autocast, channels_last, CUDA graph" if self.mode == "fp16-graph" else self.mode
+            return f"{self.mode} autocast"
+        return "fp16 autocast, CUDA graph" if self.mode == "fp16-graph" else self.mode
 
 
 def frozen_torchscript(network: nn.Module, image: torch.Tensor) -> Runner:
@@ -106,7 +109,7 @@ COMPILED_MODES = {
     "fp32-frozen": frozen_torchscript,
     "onnxruntime": onnxruntime_network,
     "fp32-graph": lambda network, _image: CudaGraphNetwork(network),
-    "fp16-graph": lambda network, _image: CudaGraphNetwork(network, torch.float16, channels_last=True),
+    "fp16-graph": lambda network, _image: CudaGraphNetwork(network, torch.float16),
 }
 
 
@@ -119,13 +122,11 @@ class TimedNetwork(nn.Module):
         self.mode = mode
         self.seconds = 0.0
         self.compiled: Optional[Runner] = None
-        if mode in AUTOCAST_DTYPES:
-            network.to(memory_format=torch.channels_last)
 
     def _run(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         if self.mode in AUTOCAST_DTYPES:
             with torch.autocast(image.device.type, dtype=AUTOCAST_DTYPES[self.mode]):
-                return self.network(image.contiguous(memory_format=torch.channels_last))
+                return self.network(image)
         if self.mode in COMPILED_MODES:
             if self.compiled is None:  # built on the first (warm-up) call
                 self.compiled = COMPILED_MODES[self.mode](self.network, image)
@@ -176,11 +177,11 @@ def forward_macs(cfg: CfgNode, shapes: Sequence[Tuple[int, ...]], batch: int, fl
 
 
 def conv_throughput(device: torch.device, batch: int, repeats: int) -> float:
-    """Best multiply-adds per second of a 3x3 conv over HRNet's branch shapes, in float32."""
+    """Best multiply-adds per second of a 3x3 conv over HRNet's branch shapes and both layouts, in float32."""
     best = 0.0
-    for channels, height, width in THROUGHPUT_SHAPES:
-        conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(device).eval()
-        x = torch.randn(batch, channels, height, width, device=device)
+    for (channels, height, width), layout in itertools.product(THROUGHPUT_SHAPES, LAYOUTS):
+        conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(device, memory_format=layout).eval()
+        x = torch.randn(batch, channels, height, width, device=device).contiguous(memory_format=layout)
         with torch.no_grad():
             seconds = median_seconds(lambda: conv(x), device, repeats)
         best = max(best, conv.weight.numel() * height * width * batch / seconds)
@@ -191,7 +192,7 @@ def build_networks(case: Case, cfg: CfgNode) -> Tuple[TimedNetwork, nn.Module]:
     """Randomly initialised DEKR (wrapped for timing) and rescore net on the case's device."""
     torch.manual_seed(0)
     configure_cudnn(cfg)
-    network = TimedNetwork(build_model(cfg).to(case.device).eval(), case.mode)
+    network = TimedNetwork(prepare_for_inference(build_model(cfg), case.device), case.mode)
     return network, build_rescore_net(cfg).to(case.device).eval()
 
 
@@ -264,7 +265,7 @@ def report(rows: List[Dict[str, object]], throughputs: Dict[Tuple[str, int], flo
     measured = ", ".join(f"batch {batch}: {value / 1e9:.0f} GMAC/s" for (_, batch), value in sorted(throughputs.items()))
     notes = [f"Machine: {machine(gpu)}."]
     if measured:
-        notes.append(f"CPU conv throughput (best float32 3x3 conv at HRNet branch shapes): {measured}.")
+        notes.append(f"CPU conv throughput (best float32 3x3 conv at HRNet branch shapes, NCHW or NHWC): {measured}.")
     notes += [
         f"Medians of {repeats} runs after one warm-up; random weights; input {IMAGE.relative_to(REPO)} "
         "(640x425), repeated to fill the batch.",
@@ -312,8 +313,6 @@ def module_category(module: nn.Module) -> Optional[str]:
         return "AdaptBlock remainder (offset arithmetic, residual add)"
     if isinstance(module, nn.Conv2d):
         return "regular convs"
-    if isinstance(module, nn.BatchNorm2d):
-        return "batch norm"
     if isinstance(module, nn.ReLU):
         return "relu modules"
     return None
@@ -366,7 +365,7 @@ def profile_forward(model: str) -> None:
 
 
 def profile_gpu_kernels(model: str, batch: int = 8) -> None:
-    """Print the GPU kernels of one fp16-autocast channels_last forward of a batch, by device time."""
+    """Print the GPU kernels of one fp16-autocast forward of a batch, by device time."""
     case = Case(model, torch.device("cuda"), "fp16", batch, False, "single")
     cfg = load_case_cfg(case)
     network = build_networks(case, cfg)[0]
@@ -377,7 +376,7 @@ def profile_gpu_kernels(model: str, batch: int = 8) -> None:
         network(image)  # cuDNN picks its algorithms
         with torch.profiler.profile(activities=activities) as profiler:
             network(image)
-    print(f"{model} forward, fp16 autocast, channels_last, input {tuple(image.shape)}")
+    print(f"{model} forward, fp16 autocast, input {tuple(image.shape)}")
     print(profiler.key_averages().table(sort_by="self_device_time_total", row_limit=25))
 
 

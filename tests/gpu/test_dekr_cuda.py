@@ -67,7 +67,7 @@ def test_cuda_graph_under_fp16_autocast_matches_eager_autocast(repo_root):
     image = torch.randn(2, 3, 128, 96, generator=torch.Generator().manual_seed(3)).cuda()
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16):
         want = network(image.contiguous(memory_format=torch.channels_last))
-    got = CudaGraphNetwork(network, torch.float16, channels_last=True)(image)
+    got = CudaGraphNetwork(network.to(memory_format=torch.channels_last), torch.float16)(image)
     for a, b in zip(got, want):
         assert a.dtype == b.dtype
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)

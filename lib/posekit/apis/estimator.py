@@ -11,7 +11,7 @@ from ..data.metadata import KeypointSet, keypoint_set_from_cfg
 from ..engine.checkpoint import load_weights
 from ..engine.device import configure_cudnn, resolve_device
 from ..inference.dekr import predict_image, predict_images
-from ..models import build_model, build_rescore_net
+from ..models import build_model, build_rescore_net, prepare_for_inference
 from ..utils.errors import CheckpointError, DataError
 
 Image = Union[np.ndarray, str, os.PathLike]
@@ -21,7 +21,8 @@ Prediction = Dict[str, object]
 class PoseEstimator:
     """DEKR built from ``cfg`` with TEST.MODEL_FILE loaded (and the rescore net when RESCORE.VALID), in eval mode.
 
-    Runs on cfg.DEVICE ('' = the GPU when there is one, else the CPU).
+    Runs on cfg.DEVICE ('' = the GPU when there is one, else the CPU). ``model`` is in its inference form
+    (``prepare_for_inference``: batch norms folded, channels_last), the same function computed faster.
     """
 
     def __init__(self, cfg: CfgNode) -> None:
@@ -34,7 +35,7 @@ class PoseEstimator:
         self.keypoint_set: KeypointSet = keypoint_set_from_cfg(cfg)
         self.model = build_model(cfg)
         load_weights(self.model, cfg.TEST.MODEL_FILE, strict=True)
-        self.model.to(self.device).eval()
+        self.model = prepare_for_inference(self.model, self.device)
         self.rescore_net = self._load_rescore_net() if cfg.RESCORE.VALID else None
 
     def _load_rescore_net(self) -> torch.nn.Module:

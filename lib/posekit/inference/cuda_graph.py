@@ -23,14 +23,13 @@ class _Captured(NamedTuple):
 
 
 class CudaGraphNetwork(nn.Module):
-    """``network`` (on a CUDA device) run from CUDA graphs, optionally under autocast and channels_last."""
+    """``network`` (on a CUDA device; ideally ``prepare_for_inference``'d) run from CUDA graphs, optionally
+    under autocast."""
 
-    def __init__(self, network: nn.Module, autocast_dtype: Optional[torch.dtype] = None,
-                 channels_last: bool = False) -> None:
+    def __init__(self, network: nn.Module, autocast_dtype: Optional[torch.dtype] = None) -> None:
         super().__init__()
-        self.network = network.to(memory_format=torch.channels_last) if channels_last else network
+        self.network = network
         self.autocast_dtype = autocast_dtype
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self._graphs: Dict[Tuple[object, ...], _Captured] = {}
 
     def forward(self, image: torch.Tensor) -> Tuple[torch.Tensor, ...]:
@@ -54,7 +53,7 @@ class CudaGraphNetwork(nn.Module):
             return tuple(self.network(image))
 
     def _capture(self, image: torch.Tensor) -> _Captured:
-        static_input = torch.empty_like(image, memory_format=self.memory_format).copy_(image)
+        static_input = image.clone()
         # Warm-up and capture run on a side stream, as CUDA graph capture requires.
         side_stream = torch.cuda.Stream(image.device)
         side_stream.wait_stream(torch.cuda.current_stream(image.device))
