@@ -30,6 +30,16 @@ def test_norm_not_right_after_a_conv_stays():
     assert isinstance(model[2], nn.BatchNorm2d) and model[0].bias is None
 
 
+def test_norm_of_an_unknown_module_is_left_alone_whatever_its_name():
+    class Unknown(nn.Module):  # runs bn1 before conv1: folding by attribute name would be wrong
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(2, 2, 1, bias=False), nn.BatchNorm2d(2)
+
+    model = fold_batch_norms(Unknown().eval())
+    assert isinstance(model.bn1, nn.BatchNorm2d) and model.conv1.bias is None
+
+
 def test_training_model_is_refused():
     with pytest.raises(ValueError, match="eval mode"):
         fold_batch_norms(nn.Sequential(nn.Conv2d(2, 2, 3), nn.BatchNorm2d(2)))
