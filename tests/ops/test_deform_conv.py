@@ -129,6 +129,20 @@ def test_float32_sample_one_ulp_inside_the_far_edge(axis):
     torch.testing.assert_close(out.double(), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_image_beyond_exact_float32_pixel_indices():
+    # 4100 x 4100 = 16.8M pixels > 2^24: there the float32 CPU kernel computes pixel indices in integers
+    # (odd indices past 2^24 are not float32 numbers); the bottom rows' samples land past that point.
+    generator = torch.Generator().manual_seed(5)
+    input = torch.randn(1, 1, 4100, 4100, generator=generator)
+    offset = torch.rand(1, 2, 65, 65, generator=generator) * 4 - 2
+    weight = torch.ones(1, 1, 1, 1)
+    got = deform_conv2d(input, offset, weight, stride=64)
+    want = slow_deform_conv2d(input.double(), offset.double(), weight.double(), None, (64, 64), (0, 0), (1, 1), None)
+    # float32 positions near 4096 are 2^-11 apart, so weights differ by ~5e-4 from float64's; reading a
+    # neighbouring pixel instead would differ by O(1).
+    torch.testing.assert_close(got.double(), want, rtol=0, atol=2e-3)
+
+
 def test_inference_mode_on_several_threads():
     # The CPU forward runs matrix products on worker threads, which must see the caller's inference mode.
     args, geometry = make_case(2, 15, (32, 32), 15, (3, 3), 1, 1, (1, 1), (1, 1), (1, 1), False, 1.5, seed=12)

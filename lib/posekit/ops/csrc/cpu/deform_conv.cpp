@@ -6,6 +6,8 @@
 #include <ATen/ThreadLocalState.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <tuple>
 #include <vector>
 
@@ -84,24 +86,116 @@ void for_each_sample(const DeformGeometry& g, const T* offset, const T* mask, in
   }
 }
 
-// Rows of pixels [first, first + count): the modulated bilinear samples of a channels-last image (H, W, C).
+// The four bilinear corners of one tap for a run of pixels, as arrays: computing them is then a loop without
+// calls or branches, which the compiler vectorizes. Corner q of pixel r is input pixel index[q][r] with
+// weight weight[q][r] (mask included); a corner outside the image has index 0 and weight 0.
+template <typename T>
+struct TapCorners {
+  std::vector<int32_t> index[4];
+  std::vector<T> weight[4];
+
+  explicit TapCorners(int64_t count) {
+    for (int q = 0; q < 4; ++q) {
+      index[q].resize(count);
+      weight[q].resize(count);
+    }
+  }
+};
+
+// The rules of deform_corners (sampling.h), restated for vectorization (no branch, no short-circuit): the
+// floor is the truncation corrected downwards, and a sample outside (-1, size) on either axis is moved to 0
+// and weighted 0. The mask, when given, multiplies the weights in a second pass.
+inline int32_t non_negative(int32_t n) { return int32_t(~uint32_t(n) >> 31); }
+
+template <typename T, bool kExactInT>
+void tap_corners(int32_t height, int32_t width, const T* __restrict__ base_y, const T* __restrict__ base_x, T tap_y,
+                 T tap_x, const T* __restrict__ offset_y, const T* __restrict__ offset_x, const T* __restrict__ mask,
+                 int64_t count, TapCorners<T>& corners) {
+  int32_t* __restrict__ i0 = corners.index[0].data();
+  int32_t* __restrict__ i1 = corners.index[1].data();
+  int32_t* __restrict__ i2 = corners.index[2].data();
+  int32_t* __restrict__ i3 = corners.index[3].data();
+  T* __restrict__ w0 = corners.weight[0].data();
+  T* __restrict__ w1 = corners.weight[1].data();
+  T* __restrict__ w2 = corners.weight[2].data();
+  T* __restrict__ w3 = corners.weight[3].data();
+  // The arrays never overlap; GCC would otherwise give up on the run-time overlap checks it needs.
+#pragma GCC ivdep
+  for (int64_t r = 0; r < count; ++r) {
+    const T sample_y = base_y[r] + tap_y + offset_y[r];
+    const T sample_x = base_x[r] + tap_x + offset_x[r];
+    // Flags are 0 or 1 in int32_t and indices are masked with -flag: bool selects stop GCC's vectorizer.
+    const int32_t inside = int32_t(sample_y > T(-1)) & int32_t(sample_y < T(height)) & int32_t(sample_x > T(-1)) &
+                           int32_t(sample_x < T(width));
+    const T y = inside ? sample_y : T(0), x = inside ? sample_x : T(0);
+    const int32_t y_trunc = int32_t(y), x_trunc = int32_t(x);
+    const int32_t y0 = y_trunc - int32_t(T(y_trunc) > y), x0 = x_trunc - int32_t(T(x_trunc) > x);
+    const T ly = y - T(y0), lx = x - T(x0);
+    const T hy = T(1) - ly, hx = T(1) - lx;
+    // n >= 0 as the complement of n's sign bit: integer comparisons would mix mask widths.
+    const int32_t top = inside & non_negative(y0), bottom = inside & non_negative(height - 2 - y0);
+    const int32_t left = non_negative(x0), right = non_negative(width - 2 - x0);
+    // SSE2 has no 32-bit integer multiply; a float product is exact below 2^24 (2^53 for double) pixels.
+    const int32_t corner = kExactInT ? int32_t(T(y0) * T(width) + T(x0)) : y0 * width + x0;
+    i0[r] = corner & -(top & left);
+    i1[r] = (corner + 1) & -(top & right);
+    i2[r] = (corner + width) & -(bottom & left);
+    i3[r] = (corner + width + 1) & -(bottom & right);
+    w0[r] = (top & left) ? hy * hx : T(0);
+    w1[r] = (top & right) ? hy * lx : T(0);
+    w2[r] = (bottom & left) ? ly * hx : T(0);
+    w3[r] = (bottom & right) ? ly * lx : T(0);
+  }
+  if (mask) {
+    for (int64_t r = 0; r < count; ++r) {
+      w0[r] *= mask[r];
+      w1[r] *= mask[r];
+      w2[r] *= mask[r];
+      w3[r] *= mask[r];
+    }
+  }
+}
+
+// Rows of pixels [first, first + count): the modulated bilinear samples of a channels-last image (H, W, C),
+// one tap at a time: the tap's corners for all the pixels, then their channels into the rows.
 template <typename T>
 void sample_rows(const T* input, const T* offset, const T* mask, const Layout& layout, int64_t first, int64_t count,
                  T* rows) {
-  const int64_t channels = layout.g.channels;
-  for_each_sample<T>(layout.g, offset, mask, first, count,
-                     [&](int64_t row, int64_t group, int64_t k, int64_t, const DeformCorners<T>& corners, T scale) {
-    const T w0 = corners.weight[0] * scale, w1 = corners.weight[1] * scale;
-    const T w2 = corners.weight[2] * scale, w3 = corners.weight[3] * scale;
-    const T* c0 = input + int64_t(corners.index[0]) * channels;
-    const T* c1 = input + int64_t(corners.index[1]) * channels;
-    const T* c2 = input + int64_t(corners.index[2]) * channels;
-    const T* c3 = input + int64_t(corners.index[3]) * channels;
-    for (const auto& run : layout.runs[group]) {
-      T* out = rows + row * layout.row_size() + layout.row_offset(run, k);
-      for (int64_t c = run.begin; c < run.end; ++c) out[c] = w0 * c0[c] + w1 * c1[c] + w2 * c2[c] + w3 * c3[c];
+  const DeformGeometry& g = layout.g;
+  const int64_t channels = g.channels, pixels = g.pixels();
+  std::vector<T> base_y(count), base_x(count);
+  for (int64_t r = 0, oy = first / g.out_w, ox = first % g.out_w; r < count; ++r) {
+    base_y[r] = T(oy * g.stride_h - g.pad_h);
+    base_x[r] = T(ox * g.stride_w - g.pad_w);
+    if (++ox == g.out_w) {
+      ox = 0;
+      ++oy;
     }
-  });
+  }
+  TapCorners<T> corners(count);
+  const bool exact_in_t = g.height * g.width <= (int64_t(1) << std::numeric_limits<T>::digits);
+  const auto corners_of_tap = exact_in_t ? tap_corners<T, true> : tap_corners<T, false>;
+  for (int64_t group = 0; group < g.offset_groups; ++group) {
+    for (int64_t k = 0; k < g.taps(); ++k) {
+      const int64_t tap = group * g.taps() + k;
+      corners_of_tap(int32_t(g.height), int32_t(g.width), base_y.data(), base_x.data(),
+                     T((k / g.kernel_w) * g.dilation_h), T((k % g.kernel_w) * g.dilation_w),
+                     offset + 2 * tap * pixels + first, offset + (2 * tap + 1) * pixels + first,
+                     mask ? mask + tap * pixels + first : nullptr, count, corners);
+      for (int64_t r = 0; r < count; ++r) {
+        const T w0 = corners.weight[0][r], w1 = corners.weight[1][r];
+        const T w2 = corners.weight[2][r], w3 = corners.weight[3][r];
+        const T* c0 = input + int64_t(corners.index[0][r]) * channels;
+        const T* c1 = input + int64_t(corners.index[1][r]) * channels;
+        const T* c2 = input + int64_t(corners.index[2][r]) * channels;
+        const T* c3 = input + int64_t(corners.index[3][r]) * channels;
+        for (const auto& run : layout.runs[group]) {
+          T* out = rows + r * layout.row_size() + layout.row_offset(run, k);
+          for (int64_t c = run.begin; c < run.end; ++c) out[c] = w0 * c0[c] + w1 * c1[c] + w2 * c2[c] + w3 * c3[c];
+        }
+      }
+    }
+  }
 }
 
 // From the gradient of a block's rows: adds the input gradient into grad_input (H, W, C) and writes the
