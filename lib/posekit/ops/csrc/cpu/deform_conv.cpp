@@ -102,11 +102,13 @@ struct TapCorners {
   }
 };
 
-// The rules of deform_corners (sampling.h), restated for vectorization (no branch, no short-circuit): the
-// floor is the truncation corrected downwards, and a sample outside (-1, size) on either axis is moved to 0
-// and weighted 0. The mask, when given, multiplies the weights in a second pass.
+// 1 when n >= 0, else 0, from n's sign bit: integer comparisons would mix mask widths in the vectorized loop.
 inline int32_t non_negative(int32_t n) { return int32_t(~uint32_t(n) >> 31); }
 
+// The rules of deform_corners (sampling.h), restated for vectorization (no branch, no short-circuit): the
+// floor is the truncation corrected downwards, and a sample outside (-1, size) on either axis is moved to 0
+// and weighted 0. The mask, when given, multiplies the weights in a second pass. kExactInT: pixel indices
+// are computed in T, exact while the image has at most 2^digits(T) pixels.
 template <typename T, bool kExactInT>
 void tap_corners(int32_t height, int32_t width, const T* __restrict__ base_y, const T* __restrict__ base_x, T tap_y,
                  T tap_x, const T* __restrict__ offset_y, const T* __restrict__ offset_x, const T* __restrict__ mask,
@@ -132,10 +134,9 @@ void tap_corners(int32_t height, int32_t width, const T* __restrict__ base_y, co
     const int32_t y0 = y_trunc - int32_t(T(y_trunc) > y), x0 = x_trunc - int32_t(T(x_trunc) > x);
     const T ly = y - T(y0), lx = x - T(x0);
     const T hy = T(1) - ly, hx = T(1) - lx;
-    // n >= 0 as the complement of n's sign bit: integer comparisons would mix mask widths.
     const int32_t top = inside & non_negative(y0), bottom = inside & non_negative(height - 2 - y0);
     const int32_t left = non_negative(x0), right = non_negative(width - 2 - x0);
-    // SSE2 has no 32-bit integer multiply; a float product is exact below 2^24 (2^53 for double) pixels.
+    // SSE2 has no 32-bit integer multiply: the product in T vectorizes.
     const int32_t corner = kExactInT ? int32_t(T(y0) * T(width) + T(x0)) : y0 * width + x0;
     i0[r] = corner & -(top & left);
     i1[r] = (corner + 1) & -(top & right);
