@@ -9,18 +9,25 @@ from posekit.models import build_model
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
+def tiny_network(repo_root):
+    """The sample tiny DEKR with a fixed random initialisation, in eval mode, on the CPU."""
+    torch.manual_seed(0)
+    return build_model(load_cfg(str(repo_root / "experiments/samples/dekr_tiny_coco.yaml"))).eval()
+
+
 @pytest.fixture(scope="module")
 def cpu_and_cuda_outputs(repo_root):
-    torch.manual_seed(0)
-    network = build_model(load_cfg(str(repo_root / "experiments/samples/dekr_tiny_coco.yaml"))).eval()
+    network = tiny_network(repo_root)
     image = torch.randn(2, 3, 128, 96, generator=torch.Generator().manual_seed(1))
     tf32 = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False  # cuDNN's default TF32 convolutions keep only 10 mantissa bits
-    with torch.no_grad():
-        cpu = network(image)
-        network.cuda()
-        cuda = network(image.cuda())
-    torch.backends.cudnn.allow_tf32 = tf32
+    try:
+        with torch.no_grad():
+            cpu = network(image)
+            network.cuda()
+            cuda = network(image.cuda())
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
     with torch.no_grad():
         network.to(memory_format=torch.channels_last)
         with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -47,8 +54,7 @@ def test_bf16_autocast_close_to_cpu(cpu_and_cuda_outputs):
 
 
 def test_cuda_graph_replays_the_eager_network(repo_root):
-    torch.manual_seed(0)
-    network = build_model(load_cfg(str(repo_root / "experiments/samples/dekr_tiny_coco.yaml"))).cuda().eval()
+    network = tiny_network(repo_root).cuda()
     graphed = CudaGraphNetwork(network)
     generator = torch.Generator().manual_seed(2)
     images = [torch.randn(shape, generator=generator).cuda() for shape in [(1, 3, 128, 96)] * 2 + [(2, 3, 64, 96)]]
@@ -62,8 +68,7 @@ def test_cuda_graph_replays_the_eager_network(repo_root):
 
 
 def test_cuda_graph_under_fp16_autocast_matches_eager_autocast(repo_root):
-    torch.manual_seed(0)
-    network = build_model(load_cfg(str(repo_root / "experiments/samples/dekr_tiny_coco.yaml"))).cuda().eval()
+    network = tiny_network(repo_root).cuda()
     image = torch.randn(2, 3, 128, 96, generator=torch.Generator().manual_seed(3)).cuda()
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16):
         want = network(image.contiguous(memory_format=torch.channels_last))

@@ -4,8 +4,6 @@ import pytest
 import torch
 from torch import nn
 
-from posekit.config import load_cfg
-from posekit.models import build_model
 from posekit.models import fold_batch_norms, prepare_for_inference
 
 
@@ -45,11 +43,11 @@ def test_training_model_is_refused():
         fold_batch_norms(nn.Sequential(nn.Conv2d(2, 2, 3), nn.BatchNorm2d(2)))
 
 
-@pytest.fixture(scope="module")
-def tiny_dekr_with_statistics(repo_root):
-    """The tiny DEKR with random (non-trivial) batch-norm statistics and affine parameters, in float64."""
-    torch.manual_seed(0)
-    model = build_model(load_cfg(str(repo_root / "experiments/samples/dekr_tiny_coco.yaml"))).double().eval()
+@pytest.fixture
+def tiny_dekr_with_statistics(tiny_model):
+    """The tiny DEKR with random (non-trivial) batch-norm statistics and affine parameters, in float64
+    (a fresh one per test: folding changes it in place)."""
+    model = tiny_model.double()
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, nn.BatchNorm2d):
@@ -75,9 +73,8 @@ def test_folded_dekr_computes_the_same_function(tiny_dekr_with_statistics):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
 
 
-def test_inference_form_is_channels_last_and_the_same_function(repo_root):
-    torch.manual_seed(0)
-    model = build_model(load_cfg(str(repo_root / "experiments/samples/dekr_tiny_coco.yaml"))).eval()
+def test_inference_form_is_channels_last_and_the_same_function(tiny_model):
+    model = tiny_model
     image = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         want = model(image)

@@ -78,6 +78,5 @@ def _fold(conv: nn.Module, norm: nn.BatchNorm2d) -> None:
         scale = scale * norm.weight.double()
         shift = shift * norm.weight.double() + norm.bias.double()
     bias = torch.zeros_like(shift) if conv.bias is None else conv.bias.double()
-    weight = conv.weight
-    conv.weight.copy_((weight.double() * scale.view(-1, 1, 1, 1)).to(weight.dtype))
-    conv.bias = nn.Parameter((bias * scale + shift).to(weight.dtype), requires_grad=weight.requires_grad)
+    conv.weight.copy_(conv.weight.double() * scale.view(-1, 1, 1, 1))
+    conv.bias = nn.Parameter((bias * scale + shift).to(conv.weight.dtype), requires_grad=conv.weight.requires_grad)
