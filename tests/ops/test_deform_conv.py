@@ -77,6 +77,8 @@ CASES = {
     "many_blocks": (2, 15, (32, 32), 15, (3, 3), 1, 1, (1, 1), (1, 1), (1, 1), True, 1.5),
     # Offset groups of 3 channels across weight groups of 5: channel runs split at both boundaries.
     "crossing_groups": (1, 15, (20, 20), 6, (3, 3), 3, 5, (1, 1), (1, 1), (1, 1), True, 1.5),
+    # Weight groups of 15 channels, padded to 16 in the CPU kernel, each split by offset groups of 5.
+    "padded_split_groups": (2, 30, (11, 12), 4, (3, 3), 2, 6, (1, 1), (1, 1), (1, 1), True, 1.5),
 }
 
 

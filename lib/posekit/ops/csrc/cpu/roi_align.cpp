@@ -50,20 +50,27 @@ struct BoxSamples {
   }
 };
 
-// Both passes work on channels-last tensors, so each tap moves a contiguous run of channels.
+// Both passes read or write the feature map channels-last, so each tap moves a contiguous run of channels;
+// the pooled tensor stays (K, C, pooled_h, pooled_w), gathered or scattered once per bin: converting it
+// would copy every pooled value once more.
 template <typename T>
 void forward(const T* input, const T* rois, int64_t num_rois, T spatial_scale, const PoolShape& s, T* output) {
+  const int64_t bins = int64_t(s.pooled_h) * s.pooled_w;
   at::parallel_for(0, num_rois, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> pooled(s.channels);
     for (int64_t r = begin; r < end; ++r) {
       const BoxSamples<T> box(rois + 5 * r, spatial_scale, s);
       const T* image = input + static_cast<int64_t>(box.grid.batch_index) * s.height * s.width * s.channels;
       for (int ph = 0; ph < s.pooled_h; ++ph) {
         for (int pw = 0; pw < s.pooled_w; ++pw) {
-          T* out = output + ((r * s.pooled_h + ph) * s.pooled_w + pw) * s.channels;
+          std::fill(pooled.begin(), pooled.end(), T(0));
+          T* out = pooled.data();
           box.for_each_tap(ph, pw, s.width, [&](int index, T weight) {
             const T* pixel = image + static_cast<int64_t>(index) * s.channels;
             for (int c = 0; c < s.channels; ++c) out[c] += weight * pixel[c];
           });
+          T* box_out = output + r * s.channels * bins + ph * s.pooled_w + pw;
+          for (int c = 0; c < s.channels; ++c) box_out[c * bins] = out[c];
         }
       }
     }
@@ -79,18 +86,21 @@ void backward(const T* grad_output, const T* rois, int64_t num_rois, T spatial_s
   std::vector<BoxSamples<T>> boxes;
   boxes.reserve(num_rois);
   for (int64_t r = 0; r < num_rois; ++r) boxes.emplace_back(rois + 5 * r, spatial_scale, s);
-  const int64_t blocks = (s.channels + kChannelBlock - 1) / kChannelBlock;
+  const int64_t blocks = (s.channels + kChannelBlock - 1) / kChannelBlock, bins = int64_t(s.pooled_h) * s.pooled_w;
   at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
     const int first = static_cast<int>(begin * kChannelBlock);
     const int last = static_cast<int>(std::min<int64_t>(end * kChannelBlock, s.channels));
+    std::vector<T> bin_grad(last - first);  // one bin's gradient for channels [first, last)
+    T* grad = bin_grad.data();
     for (int64_t r = 0; r < num_rois; ++r) {
       T* image = grad_input + static_cast<int64_t>(boxes[r].grid.batch_index) * s.height * s.width * s.channels;
       for (int ph = 0; ph < s.pooled_h; ++ph) {
         for (int pw = 0; pw < s.pooled_w; ++pw) {
-          const T* grad = grad_output + ((r * s.pooled_h + ph) * s.pooled_w + pw) * s.channels;
+          const T* box_grad = grad_output + r * s.channels * bins + ph * s.pooled_w + pw;
+          for (int c = first; c < last; ++c) grad[c - first] = box_grad[c * bins];
           boxes[r].for_each_tap(ph, pw, s.width, [&](int index, T weight) {
-            T* pixel = image + static_cast<int64_t>(index) * s.channels;
-            for (int c = first; c < last; ++c) pixel[c] += weight * grad[c];
+            T* pixel = image + static_cast<int64_t>(index) * s.channels + first;
+            for (int c = 0; c < last - first; ++c) pixel[c] += weight * grad[c];
           });
         }
       }
@@ -114,20 +124,20 @@ at::Tensor roi_align(const at::Tensor& input, const at::Tensor& rois, double spa
                      int64_t pooled_w, int64_t sampling_ratio, bool aligned) {
   const auto in = channels_last(input);
   const auto boxes = rois.contiguous();
-  auto output = at::zeros({rois.size(0), pooled_h, pooled_w, input.size(1)}, input.options());
+  auto output = at::empty({rois.size(0), input.size(1), pooled_h, pooled_w}, input.options());
   const auto shape = pool_shape(input.size(1), input.size(2), input.size(3), pooled_h, pooled_w, sampling_ratio,
                                 aligned);
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "roi_align", [&] {
     forward<scalar_t>(in.data_ptr<scalar_t>(), boxes.data_ptr<scalar_t>(), rois.size(0),
                       static_cast<scalar_t>(spatial_scale), shape, output.data_ptr<scalar_t>());
   });
-  return channels_first(output);
+  return output;
 }
 
 at::Tensor roi_align_backward(const at::Tensor& grad_output, const at::Tensor& rois, double spatial_scale,
                               int64_t pooled_h, int64_t pooled_w, int64_t batch, int64_t channels, int64_t height,
                               int64_t width, int64_t sampling_ratio, bool aligned) {
-  const auto grad = channels_last(grad_output);
+  const auto grad = grad_output.contiguous();
   const auto boxes = rois.contiguous();
   auto grad_input = at::zeros({batch, height, width, channels}, grad_output.options());
   const auto shape = pool_shape(channels, height, width, pooled_h, pooled_w, sampling_ratio, aligned);
