@@ -26,20 +26,25 @@ DEKR_BRANCHES = 17
 SECTIONS = {"cpu": "Ops, CPU", "cuda": "Ops, GPU"}
 
 
-def median_within_budget(run: Callable[[], None], device: str, budget: float) -> float:
-    """Median wall time of ``run`` after one warm-up call: at least 3 runs, more while within the budget,
-    only one when a single run already exceeds it."""
-    run()
-    synchronize(device)
-    times: List[float] = []
-    while len(times) < 25 and (len(times) < 3 or sum(times) < budget):
-        start = time.perf_counter()
+def interleaved_medians(runs: Dict[str, Callable[[], None]], device: str, budget: float) -> Dict[str, float]:
+    """Median wall time of each of ``runs`` after one warm-up call each. The runs take turns, so that a shared
+    machine's drifting speed weighs on all of them alike: at least 3 rounds, more while the slowest run's
+    total is within the budget, one when a single call of it already exceeds the budget."""
+    for run in runs.values():
         run()
         synchronize(device)
-        times.append(time.perf_counter() - start)
-        if times[0] > budget:
+    times: Dict[str, List[float]] = {name: [] for name in runs}
+    for rounds in range(1, 26):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+        first_call = max(t[0] for t in times.values())
+        slowest_total = max(sum(t) for t in times.values())
+        if first_call > budget or (rounds >= 3 and slowest_total >= budget):
             break
-    return statistics.median(times)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def deform_case(device: str, branches: int):
@@ -102,12 +107,12 @@ def measure(device: str, budget: float) -> List[Dict[str, object]]:
     for backward in (False, True):
         pass_name = "fwd+bwd" if backward else "fwd"
         for name, case in cases.items():
-            times = {impl: median_within_budget(deform_runner(impl, case, backward), device, budget)
-                     for impl in implementations(device)}
+            times = interleaved_medians({impl: deform_runner(impl, case, backward)
+                                         for impl in implementations(device)}, device, budget)
             rows.append({"op": name, "device": device, "pass": pass_name, "ms": times})
         for size in (14, 28):
-            times = {impl: median_within_budget(roi_runner(impl, features, rois, size, backward), device, budget)
-                     for impl in implementations(device)}
+            times = interleaved_medians({impl: roi_runner(impl, features, rois, size, backward)
+                                         for impl in implementations(device)}, device, budget)
             rows.append({"op": f"roi_align 512 boxes 256x200x304 -> {size}x{size}", "device": device,
                          "pass": pass_name, "ms": times})
     return rows
