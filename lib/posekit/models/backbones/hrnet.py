@@ -48,7 +48,8 @@ class BasicBlock(nn.Module):
         shortcut = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + shortcut)
+        out += shortcut  # in place, as the official code: no new tensor the size of the block's output
+        return self.relu(out)
 
 
 class Bottleneck(nn.Module):
@@ -73,7 +74,8 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + shortcut)
+        out += shortcut
+        return self.relu(out)
 
 
 BLOCKS: Dict[str, Type[nn.Module]] = {"BASIC": BasicBlock, "BOTTLENECK": Bottleneck}
@@ -144,10 +146,12 @@ class HighResolutionModule(nn.Module):
             return xs
         fused = []
         for row in self.fuse_layers:
-            total = None
-            for layer, x in zip(row, xs):
-                y = x if layer is None else layer(x)
-                total = y if total is None else total + y
+            terms = (x if layer is None else layer(x) for layer, x in zip(row, xs))
+            # The first sum is a new tensor (a term may be a branch output that other rows read); the rest
+            # add into it in place. A row has one term per branch, and a fused module has two or more.
+            total = next(terms) + next(terms)
+            for term in terms:
+                total += term
             fused.append(self.relu(total))
         return fused
 

@@ -50,4 +50,5 @@ class AdaptBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
         out = self.bn(self.adapt_conv(x, self.offsets(x)))
-        return self.relu(out + shortcut)
+        out += shortcut
+        return self.relu(out)
