@@ -5,6 +5,7 @@ present, or when FORCE_CUDA=1; TORCH_CUDA_ARCH_LIST picks the architectures as u
 """
 import glob
 import os
+import platform
 
 from setuptools import find_packages, setup
 from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
@@ -20,10 +21,19 @@ def _with_cuda() -> bool:
     return torch.version.cuda is not None and CUDA_HOME is not None
 
 
+def _cpu_arch_flags() -> list:
+    """-march for the CPU kernels: the build machine's own vector instructions (AVX2 and FMA where present:
+    the deformable-convolution and RoIAlign loops run about twice as fast as with x86-64's SSE2), since the
+    extension is built where it runs; POSEKIT_CPU_ARCH=x86-64 (or another -march value) for a portable build."""
+    default = "native" if platform.machine().lower() in ("x86_64", "amd64") else ""
+    arch = os.environ.get("POSEKIT_CPU_ARCH", default)
+    return [f"-march={arch}"] if arch and os.name != "nt" else []
+
+
 def _extension():
     sources = sorted(glob.glob(os.path.join(CSRC, "*.cpp")) + glob.glob(os.path.join(CSRC, "cpu", "*.cpp")))
     # -fno-trapping-math (not -ffast-math: results are unchanged) lets GCC vectorize loops with selects.
-    extra = {"cxx": ["-O3", "-fno-trapping-math"]}
+    extra = {"cxx": ["-O3", "-fno-trapping-math"] + _cpu_arch_flags()}
     if os.name != "nt":
         extra["cxx"].append("-fopenmp")
     if not _with_cuda():

@@ -14,7 +14,9 @@ is wrapped so that its calls are timed on their own (synchronised), which splits
            mapping back to the image.
 The network is in PoseEstimator's inference form (batch norms folded into convolutions, channels_last).
 The CPU floor is the forward's conv multiply-adds (posekit.models.complexity, at the real input sizes)
-over the best conv throughput measured on this machine at HRNet's branch shapes (either layout).
+over this machine's conv throughput: the fastest 3x3 conv of HRNet's branch shapes (either layout) is picked
+once, then timed again after every run of a row, and each row's floor uses the median of its own timings,
+so that the machine's drifting speed weighs on a row and its floor alike.
 --write replaces the "## DEKR inference, CPU" and/or "## DEKR inference, GPU" section of bench/RESULTS.md.
 """
 import argparse
@@ -176,16 +178,28 @@ def forward_macs(cfg: CfgNode, shapes: Sequence[Tuple[int, ...]], batch: int, fl
     return per_image * batch * (2 if flip else 1)
 
 
-def conv_throughput(device: torch.device, batch: int, repeats: int) -> float:
-    """Best multiply-adds per second of a 3x3 conv over HRNet's branch shapes and both layouts, in float32."""
-    best = 0.0
+@dataclass(frozen=True)
+class ConvProbe:
+    """A float32 3x3 conv at one HRNet branch shape and layout, timed for this machine's conv throughput."""
+
+    conv: nn.Module
+    x: torch.Tensor
+    macs: int
+
+    def throughput(self, repeats: int) -> float:
+        """Multiply-adds per second, median of ``repeats`` calls."""
+        with torch.no_grad():
+            return self.macs / median_seconds(lambda: self.conv(self.x), self.x.device, repeats)
+
+
+def fastest_conv_probe(device: torch.device, batch: int, repeats: int) -> ConvProbe:
+    """The conv of HRNet's branch shapes and both layouts with the most multiply-adds per second here."""
+    probes = []
     for (channels, height, width), layout in itertools.product(THROUGHPUT_SHAPES, LAYOUTS):
         conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(device, memory_format=layout).eval()
         x = torch.randn(batch, channels, height, width, device=device).contiguous(memory_format=layout)
-        with torch.no_grad():
-            seconds = median_seconds(lambda: conv(x), device, repeats)
-        best = max(best, conv.weight.numel() * height * width * batch / seconds)
-    return best
+        probes.append(ConvProbe(conv, x, conv.weight.numel() * height * width * batch))
+    return max(probes, key=lambda probe: probe.throughput(repeats))
 
 
 def build_networks(case: Case, cfg: CfgNode) -> Tuple[TimedNetwork, nn.Module]:
@@ -196,13 +210,19 @@ def build_networks(case: Case, cfg: CfgNode) -> Tuple[TimedNetwork, nn.Module]:
     return network, build_rescore_net(cfg).to(case.device).eval()
 
 
-def measure(case: Case, repeats: int, throughputs: Dict[Tuple[str, int], float]) -> Dict[str, object]:
+def measure(case: Case, repeats: int, probes: Dict[Tuple[str, int], ConvProbe]) -> Dict[str, object]:
     """Medians of one case: pre/post per image, forward per batch, end-to-end images/s, and the CPU floor."""
     cfg = load_case_cfg(case)
     keypoint_set = keypoint_set_from_cfg(cfg)
     network, rescore_net = build_networks(case, cfg)
     images = [read_image()] * case.batch
-    samples = []
+    probe = None
+    if case.device.type == "cpu":
+        key = (case.device.type, case.batch)
+        if key not in probes:
+            probes[key] = fastest_conv_probe(case.device, case.batch, repeats)
+        probe = probes[key]
+    samples, throughputs = [], []
     with torch.inference_mode():
         for attempt in range(repeats + 1):
             network.seconds = 0.0
@@ -210,30 +230,17 @@ def measure(case: Case, repeats: int, throughputs: Dict[Tuple[str, int], float])
             pre = preprocess_seconds(images[0], cfg, case.device)
             if attempt:  # the first run warms up allocators and kernels
                 samples.append((total, network.seconds, pre))
+                if probe:
+                    throughputs.append(probe.throughput(repeats))
     total, forward, pre = (statistics.median(column) for column in zip(*samples))
     post = statistics.median((t - f) / case.batch - p for t, f, p in samples)
     width, height = get_multi_scale_size(*images[0].shape[:2], cfg.DATASET.INPUT_SIZE, 1.0)[0]
     row = {"case": case, "input": f"{width}x{height}",
            "pre": pre, "forward": forward, "post": post, "images_per_s": case.batch / total}
-    if case.device.type == "cpu":
-        macs = forward_macs(cfg, input_shapes(images[0], cfg), case.batch, case.flip)
-        key = (case.device.type, case.batch)
-        if key not in throughputs:
-            throughputs[key] = conv_throughput(case.device, case.batch, repeats)
-        row["macs"] = macs
-        row["floor"] = macs / throughputs[key]
+    if probe:
+        row["throughput"] = statistics.median(throughputs)
+        row["floor"] = forward_macs(cfg, input_shapes(images[0], cfg), case.batch, case.flip) / row["throughput"]
     return row
-
-
-def refresh_floors(rows: List[Dict[str, object]], throughputs: Dict[Tuple[str, int], float], repeats: int) -> None:
-    """Measure the conv throughput again after the rows and keep the best of both: this machine's speed
-    drifts, and the floor is what it can do at its fastest."""
-    for device_type, batch in throughputs:
-        again = conv_throughput(torch.device(device_type), batch, repeats)
-        throughputs[(device_type, batch)] = max(throughputs[(device_type, batch)], again)
-    for row in rows:
-        if "macs" in row:
-            row["floor"] = row["macs"] / throughputs[(row["case"].device.type, row["case"].batch)]
 
 
 def cases(args: argparse.Namespace) -> Iterator[Case]:
@@ -271,14 +278,15 @@ def format_rows(rows: List[Dict[str, object]]) -> str:
     return format_table(header, lines)
 
 
-def report(rows: List[Dict[str, object]], throughputs: Dict[Tuple[str, int], float], repeats: int) -> str:
+def report(rows: List[Dict[str, object]], repeats: int) -> str:
     """Machine line, throughput, table and notes."""
     gpu = next((row["case"].device for row in rows if row["case"].device.type == "cuda"), None)
-    measured = ", ".join(f"batch {batch}: {value / 1e9:.0f} GMAC/s" for (_, batch), value in sorted(throughputs.items()))
     notes = [f"Machine: {machine(gpu)}."]
-    if measured:
-        notes.append(f"CPU conv throughput (best float32 3x3 conv at HRNet branch shapes, NCHW or NHWC, measured "
-                     f"before and after the rows): {measured}.")
+    throughputs = [row["throughput"] for row in rows if "throughput" in row]
+    if throughputs:
+        notes.append(f"CPU conv throughput (the fastest float32 3x3 conv of HRNet's branch shapes, NCHW or NHWC, "
+                     f"timed after every run of a row; a row's floor uses the median of its own timings): "
+                     f"{min(throughputs) / 1e9:.0f}-{max(throughputs) / 1e9:.0f} GMAC/s over the rows.")
     notes += [
         f"Medians of {repeats} runs after one warm-up; random weights; input {IMAGE.relative_to(REPO)} "
         "(640x425), repeated to fill the batch.",
@@ -426,17 +434,16 @@ def main() -> None:
         for model in args.models:
             profile(model)
         return
-    throughputs: Dict[Tuple[str, int], float] = {}
+    probes: Dict[Tuple[str, int], ConvProbe] = {}
     rows = []
     for case in cases(args):
         try:
-            rows.append(measure(case, args.repeats, throughputs))
+            rows.append(measure(case, args.repeats, probes))
         except (RuntimeError, TypeError, ValueError) as error:  # e.g. an op without a kernel for this mode
             rows.append({"case": case, "error": " ".join(str(error).split())[:200]})
         print(format_rows(rows[-1:]).splitlines()[-1], flush=True)
-    refresh_floors(rows, throughputs, args.repeats)
     for device in args.devices:
-        text = report([row for row in rows if row["case"].device.type == device], throughputs, args.repeats)
+        text = report([row for row in rows if row["case"].device.type == device], args.repeats)
         print(text)
         if args.write:
             write_section(SECTIONS[device], text)

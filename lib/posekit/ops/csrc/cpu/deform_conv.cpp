@@ -21,6 +21,9 @@ namespace {
 // Sampled values per block of pixels: 512 KiB of float. Against 128 KiB, fewer blocks spend less on per-block
 // tensor bookkeeping and small matrix products: DEKR's adaptive convolution backward ran about 10% faster.
 constexpr int64_t kColumnsPerBlock = 131072;
+// Pixels past the image in the backward's channels-last input and input gradient: the corners of a sample
+// that fall outside the image read and write these (one per corner), so they need no bounds checks.
+constexpr int64_t kSparePixels = 4;
 
 // Channels [begin, end) of one offset group that also share one weight group: contiguous in a sampled row.
 struct ChannelRun {
@@ -77,23 +80,23 @@ struct Layout {
 // The four bilinear corners of one tap for a run of pixels, as arrays: computing them is then a loop without
 // calls or branches, which the compiler vectorizes. Corner q of pixel r is input pixel index[q][r] with
 // weight weight[q][r] (mask included when one is given); a corner outside the image has index 0 and weight 0.
-// With slopes (for the backward), d_y[q][r] and d_x[q][r] are the derivatives of the unmasked weight along y
-// and x, zero outside the image, and a corner outside the image has index height * width + q instead: the
-// backward scatters it into one of four spare pixels past the image, so a pixel's four corners never share
-// a destination.
+// With fractions (for the backward) the weights are left out: the sample's fractional parts fraction_y[r] and
+// fraction_x[r] give them, and a corner outside the image has index height * width + q instead, one of four
+// spare pixels past the image that read zero and take the gradient nobody reads; a pixel's four corners then
+// never share a destination, and the bilinear formulas need no case for the image border.
 template <typename T>
 struct TapCorners {
   std::vector<int32_t> index[4];
-  std::vector<T> weight[4], d_y[4], d_x[4];
+  std::vector<T> weight[4], fraction_y, fraction_x;
 
-  TapCorners(int64_t count, bool with_slopes) {
+  TapCorners(int64_t count, bool with_fractions) {
     for (int q = 0; q < 4; ++q) {
       index[q].resize(count);
-      weight[q].resize(count);
-      if (with_slopes) {
-        d_y[q].resize(count);
-        d_x[q].resize(count);
-      }
+      if (!with_fractions) weight[q].resize(count);
+    }
+    if (with_fractions) {
+      fraction_y.resize(count);
+      fraction_x.resize(count);
     }
   }
 };
@@ -109,8 +112,9 @@ inline int32_t choose(int32_t flag, int32_t chosen, int32_t otherwise) {
 // The rules of deform_corners (sampling.h), restated for vectorization (no branch, no short-circuit): the
 // floor is the truncation corrected downwards, and a sample outside (-1, size) on either axis is moved to 0
 // and weighted 0. The mask, when given, multiplies the weights in a second pass. kExactInT: pixel indices
-// are computed in T, exact while the image has at most 2^digits(T) pixels. kSlopes: also fill the slopes.
-template <typename T, bool kExactInT, bool kSlopes>
+// are computed in T, exact while the image has at most 2^digits(T) pixels. kFractions: fractions and spare
+// pixels instead of weights.
+template <typename T, bool kExactInT, bool kFractions>
 void tap_corners(int32_t height, int32_t width, const T* __restrict__ base_y, const T* __restrict__ base_x, T tap_y,
                  T tap_x, const T* __restrict__ offset_y, const T* __restrict__ offset_x, const T* __restrict__ mask,
                  int64_t count, TapCorners<T>& corners) {
@@ -122,15 +126,9 @@ void tap_corners(int32_t height, int32_t width, const T* __restrict__ base_y, co
   T* __restrict__ w1 = corners.weight[1].data();
   T* __restrict__ w2 = corners.weight[2].data();
   T* __restrict__ w3 = corners.weight[3].data();
-  T* __restrict__ dy0 = corners.d_y[0].data();
-  T* __restrict__ dy1 = corners.d_y[1].data();
-  T* __restrict__ dy2 = corners.d_y[2].data();
-  T* __restrict__ dy3 = corners.d_y[3].data();
-  T* __restrict__ dx0 = corners.d_x[0].data();
-  T* __restrict__ dx1 = corners.d_x[1].data();
-  T* __restrict__ dx2 = corners.d_x[2].data();
-  T* __restrict__ dx3 = corners.d_x[3].data();
-  const int32_t spare = kSlopes ? height * width : 0;
+  T* __restrict__ fy = corners.fraction_y.data();
+  T* __restrict__ fx = corners.fraction_x.data();
+  const int32_t spare = kFractions ? height * width : 0;
   // The arrays never overlap; GCC would otherwise give up on the run-time overlap checks it needs.
 #pragma GCC ivdep
   for (int64_t r = 0; r < count; ++r) {
@@ -149,25 +147,20 @@ void tap_corners(int32_t height, int32_t width, const T* __restrict__ base_y, co
     // SSE2 has no 32-bit integer multiply: the product in T vectorizes.
     const int32_t corner = kExactInT ? int32_t(T(y0) * T(width) + T(x0)) : y0 * width + x0;
     i0[r] = choose(top & left, corner, spare);
-    i1[r] = choose(top & right, corner + 1, spare + int32_t(kSlopes));
-    i2[r] = choose(bottom & left, corner + width, spare + 2 * int32_t(kSlopes));
-    i3[r] = choose(bottom & right, corner + width + 1, spare + 3 * int32_t(kSlopes));
-    w0[r] = (top & left) ? hy * hx : T(0);
-    w1[r] = (top & right) ? hy * lx : T(0);
-    w2[r] = (bottom & left) ? ly * hx : T(0);
-    w3[r] = (bottom & right) ? ly * lx : T(0);
-    if (kSlopes) {
-      dy0[r] = (top & left) ? -hx : T(0);
-      dy1[r] = (top & right) ? -lx : T(0);
-      dy2[r] = (bottom & left) ? hx : T(0);
-      dy3[r] = (bottom & right) ? lx : T(0);
-      dx0[r] = (top & left) ? -hy : T(0);
-      dx1[r] = (top & right) ? hy : T(0);
-      dx2[r] = (bottom & left) ? -ly : T(0);
-      dx3[r] = (bottom & right) ? ly : T(0);
+    i1[r] = choose(top & right, corner + 1, spare + int32_t(kFractions));
+    i2[r] = choose(bottom & left, corner + width, spare + 2 * int32_t(kFractions));
+    i3[r] = choose(bottom & right, corner + width + 1, spare + 3 * int32_t(kFractions));
+    if (kFractions) {
+      fy[r] = ly;
+      fx[r] = lx;
+    } else {
+      w0[r] = (top & left) ? hy * hx : T(0);
+      w1[r] = (top & right) ? hy * lx : T(0);
+      w2[r] = (bottom & left) ? ly * hx : T(0);
+      w3[r] = (bottom & right) ? ly * lx : T(0);
     }
   }
-  if (mask) {
+  if (mask && !kFractions) {
     for (int64_t r = 0; r < count; ++r) {
       w0[r] *= mask[r];
       w1[r] *= mask[r];
@@ -178,8 +171,8 @@ void tap_corners(int32_t height, int32_t width, const T* __restrict__ base_y, co
 }
 
 // Calls visit(group, k, tap, corners) for every tap of pixels [first, first + count), with the tap's corners
-// for all of them: weights modulated by `mask` when given, with slopes when kSlopes.
-template <typename T, bool kSlopes, typename Visit>
+// for all of them: weights modulated by `mask` when given, or fractions when kFractions.
+template <typename T, bool kFractions, typename Visit>
 void for_each_tap(const DeformGeometry& g, const T* offset, const T* mask, int64_t first, int64_t count,
                   Visit&& visit) {
   const int64_t pixels = g.pixels();
@@ -192,9 +185,9 @@ void for_each_tap(const DeformGeometry& g, const T* offset, const T* mask, int64
       ++oy;
     }
   }
-  TapCorners<T> corners(count, kSlopes);
+  TapCorners<T> corners(count, kFractions);
   const bool exact_in_t = g.height * g.width <= (int64_t(1) << std::numeric_limits<T>::digits);
-  const auto corners_of_tap = exact_in_t ? tap_corners<T, true, kSlopes> : tap_corners<T, false, kSlopes>;
+  const auto corners_of_tap = exact_in_t ? tap_corners<T, true, kFractions> : tap_corners<T, false, kFractions>;
   for (int64_t group = 0; group < g.offset_groups; ++group) {
     for (int64_t k = 0; k < g.taps(); ++k) {
       const int64_t tap = group * g.taps() + k;
@@ -230,33 +223,43 @@ void sample_rows(const T* input, const T* offset, const T* mask, const Layout& l
   });
 }
 
-// One sample's four corners in the backward: where to read the input and add the input gradient, the
-// corners' modulated weights, and the slopes and unmodulated weights that weigh the row gradient.
+// One sample in the backward: its four corners' input pixels and input-gradient pixels (spare ones past the
+// image read zero), its fractional position within them, and its mask value (1 without a mask).
 template <typename T>
-struct CornerGrads {
+struct SampleGrads {
   const T* input[4];
   T* grad_input[4];
-  T scaled_weight[4], weight[4], d_y[4], d_x[4];
+  T fraction_y, fraction_x, scale;
 
-  // For channels [begin, end) of a row gradient: adds the input gradient and accumulates the row gradient
-  // dotted with the samples' derivatives along y and x and with the unmodulated sample.
-  void scatter(const T* __restrict__ grad, int64_t begin, int64_t end, T& sum_y, T& sum_x, T& sum_value) const {
+  // For channels [begin, end): writes the modulated sample into `row` (the weight gradient multiplies it),
+  // adds the input gradient, and accumulates the row gradient dotted with the unmodulated sample's
+  // derivatives along y and x and with the unmodulated sample.
+  void scatter(const T* __restrict__ grad, T* __restrict__ row, int64_t begin, int64_t end, T& sum_y, T& sum_x,
+               T& sum_value) const {
     const T *__restrict__ v0 = input[0], *__restrict__ v1 = input[1];
     const T *__restrict__ v2 = input[2], *__restrict__ v3 = input[3];
     T *__restrict__ g0 = grad_input[0], *__restrict__ g1 = grad_input[1];
     T *__restrict__ g2 = grad_input[2], *__restrict__ g3 = grad_input[3];
+    const T ly = fraction_y, lx = fraction_x, hy = T(1) - ly, hx = T(1) - lx;
+    const T w0 = hy * hx * scale, w1 = hy * lx * scale, w2 = ly * hx * scale, w3 = ly * lx * scale;
     T y = 0, x = 0, value = 0;
     // A reduction vectorizes only when its order may change: sums over a few channels tolerate it.
 #pragma omp simd reduction(+ : y, x, value)
     for (int64_t c = begin; c < end; ++c) {
       const T gc = grad[c];
-      y += gc * (d_y[0] * v0[c] + d_y[1] * v1[c] + d_y[2] * v2[c] + d_y[3] * v3[c]);
-      x += gc * (d_x[0] * v0[c] + d_x[1] * v1[c] + d_x[2] * v2[c] + d_x[3] * v3[c]);
-      value += gc * (weight[0] * v0[c] + weight[1] * v1[c] + weight[2] * v2[c] + weight[3] * v3[c]);
-      g0[c] += scaled_weight[0] * gc;
-      g1[c] += scaled_weight[1] * gc;
-      g2[c] += scaled_weight[2] * gc;
-      g3[c] += scaled_weight[3] * gc;
+      // Interpolated along x on the top and bottom rows, then along y: the derivative along y is their
+      // difference, and the one along x the rows' differences weighted as the rows are.
+      const T top_step = v1[c] - v0[c], bottom_step = v3[c] - v2[c];
+      const T top = v0[c] + lx * top_step, bottom = v2[c] + lx * bottom_step;
+      const T sample = top + ly * (bottom - top);
+      row[c] = sample * scale;
+      y += gc * (bottom - top);
+      x += gc * (hy * top_step + ly * bottom_step);
+      value += gc * sample;
+      g0[c] += w0 * gc;
+      g1[c] += w1 * gc;
+      g2[c] += w2 * gc;
+      g3[c] += w3 * gc;
     }
     sum_y += y;
     sum_x += x;
@@ -264,40 +267,36 @@ struct CornerGrads {
   }
 };
 
-// From the gradient of a block's rows: adds the input gradient into grad_input (H * W + 4 pixels, C; the
-// last four are spare) and writes the offset gradient and, with a mask, the mask gradient of pixels
-// [first, first + count). One tap at a time: its corners for all the pixels, then the channels per pixel.
+// From the gradient of a block's rows: writes the block's sampled rows, adds the input gradient into
+// grad_input, and writes the offset gradient and, with a mask, the mask gradient of pixels [first, first +
+// count). `input` and grad_input hold H * W + 4 pixels of C channels, the last four spare. One tap at a time:
+// its corners for all the pixels, then the channels per pixel.
 template <typename T>
 void scatter_row_grads(const T* input, const T* offset, const T* mask, const Layout& layout, int64_t first,
-                       int64_t count, const T* grad_rows, T* grad_input, T* grad_offset, T* grad_mask) {
+                       int64_t count, const T* grad_rows, T* rows, T* grad_input, T* grad_offset, T* grad_mask) {
   const int64_t channels = layout.pixel_size(), pixels = layout.g.pixels();
-  const int64_t last_pixel = layout.g.height * layout.g.width - 1;
-  // Unmasked weights: the mask gradient needs them, and the mask scales the rest below.
   for_each_tap<T, true>(layout.g, offset, nullptr, first, count,
                         [&](int64_t group, int64_t k, int64_t tap, const TapCorners<T>& corners) {
     const T* tap_mask = mask ? mask + tap * pixels + first : nullptr;
     T* grad_y = grad_offset + 2 * tap * pixels + first;
     T* grad_x = grad_offset + (2 * tap + 1) * pixels + first;
     for (int64_t r = 0; r < count; ++r) {
-      const T scale = tap_mask ? tap_mask[r] : T(1);
-      CornerGrads<T> sample;
+      SampleGrads<T> sample;
       for (int q = 0; q < 4; ++q) {
         const int64_t index = corners.index[q][r];
-        // A spare pixel's corner has zero weight and slopes: any pixel of the image may stand in for it.
-        sample.input[q] = input + std::min(index, last_pixel) * channels;
+        sample.input[q] = input + index * channels;
         sample.grad_input[q] = grad_input + index * channels;
-        sample.weight[q] = corners.weight[q][r];
-        sample.scaled_weight[q] = corners.weight[q][r] * scale;
-        sample.d_y[q] = corners.d_y[q][r];
-        sample.d_x[q] = corners.d_x[q][r];
       }
+      sample.fraction_y = corners.fraction_y[r];
+      sample.fraction_x = corners.fraction_x[r];
+      sample.scale = tap_mask ? tap_mask[r] : T(1);
       T sum_y = 0, sum_x = 0, sum_value = 0;
       for (const auto& run : layout.runs[group]) {
-        sample.scatter(grad_rows + r * layout.row_size() + layout.row_offset(run, k), run.begin, run.end, sum_y,
-                       sum_x, sum_value);
+        const int64_t at = r * layout.row_size() + layout.row_offset(run, k);
+        sample.scatter(grad_rows + at, rows + at, run.begin, run.end, sum_y, sum_x, sum_value);
       }
-      grad_y[r] = sum_y * scale;
-      grad_x[r] = sum_x * scale;
+      grad_y[r] = sum_y * sample.scale;
+      grad_x[r] = sum_x * sample.scale;
       if (grad_mask) grad_mask[tap * pixels + first + r] = sum_value;
     }
   });
@@ -312,13 +311,14 @@ at::Tensor weight_rows(const at::Tensor& weight, const Layout& layout) {
   return rows.view({layout.groups, group_out, -1});
 }
 
-// The input (N, C, H, W) as (N, H, W, groups, padded channels), zero in the padding.
+// The input (N, C, H, W) as (N, H * W + kSparePixels, groups, padded channels), zero in the channel padding
+// and the spare pixels.
 at::Tensor padded_channels_last(const at::Tensor& input, const Layout& layout) {
-  const int64_t batch = input.size(0), height = input.size(2), width = input.size(3);
-  if (layout.padded_channels == layout.group_channels) return input.permute({0, 2, 3, 1}).contiguous();
-  auto padded = at::zeros({batch, height, width, layout.groups, layout.padded_channels}, input.options());
-  padded.narrow(4, 0, layout.group_channels)
-      .copy_(input.reshape({batch, layout.groups, layout.group_channels, height, width}).permute({0, 3, 4, 1, 2}));
+  const int64_t batch = input.size(0), pixels = input.size(2) * input.size(3);
+  auto padded = at::zeros({batch, pixels + kSparePixels, layout.groups, layout.padded_channels}, input.options());
+  padded.narrow(1, 0, pixels)
+      .narrow(3, 0, layout.group_channels)
+      .copy_(input.reshape({batch, layout.groups, layout.group_channels, pixels}).permute({0, 3, 1, 2}));
   return padded;
 }
 
@@ -398,34 +398,37 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_conv2d_backwar
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& offset, const at::Tensor& weight,
     const at::Tensor& mask, const DeformGeometry& g) {
   const BlockedConv conv(input, offset, weight, mask, g);
-  const int64_t batch = input.size(0);
+  const int64_t batch = input.size(0), pixel_size = conv.layout.pixel_size();
   const auto grad = grad_output.contiguous().view({batch, weight.size(0), g.pixels()});
-  // Blocks of different threads scatter into the same input pixels: each thread sums into its own copy, with
-  // four spare pixels for the corners outside the image.
-  const int64_t threads = at::get_num_threads(), image_size = g.height * g.width * conv.layout.pixel_size();
-  auto grad_input = at::zeros({threads, batch, image_size + 4 * conv.layout.pixel_size()}, input.options());
+  // Blocks of different threads scatter into the same input pixels: each thread sums into its own copy.
+  const int64_t threads = at::get_num_threads(), image_pixels = g.height * g.width;
+  auto grad_input = at::zeros({threads, batch, (image_pixels + kSparePixels) * pixel_size}, input.options());
   auto grad_weights = at::zeros({threads, conv.layout.groups, conv.group_out, conv.group_columns}, input.options());
   auto grad_offset = at::zeros_like(conv.offset);
   auto grad_mask = mask.defined() ? at::zeros_like(conv.mask) : at::empty({0}, input.options());
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "deform_conv2d_backward", [&] {
     conv.for_each_block([&](int64_t thread, int64_t b, int64_t first, int64_t count) {
+      // The output gradient of weight group `group` for the block: (group out, count).
+      const auto grad_block = [&](int64_t group) {
+        return grad[b].narrow(0, group * conv.group_out, conv.group_out).narrow(1, first, count);
+      };
       auto rows = conv.new_rows(), grad_rows = conv.new_rows();
-      conv.sample<scalar_t>(b, first, count, rows);
       for (int64_t group = 0; group < conv.layout.groups; ++group) {
-        const auto grad_block = grad[b].narrow(0, group * conv.group_out, conv.group_out).narrow(1, first, count);
         auto grad_columns = conv.columns(grad_rows, count, group);
-        at::mm_out(grad_columns, grad_block.t(), conv.weights[group]);
-        grad_weights[thread][group].addmm_(grad_block, conv.columns(rows, count, group));
+        at::mm_out(grad_columns, grad_block(group).t(), conv.weights[group]);
       }
       scatter_row_grads<scalar_t>(conv.input[b].data_ptr<scalar_t>(), conv.offset[b].data_ptr<scalar_t>(),
                                   conv.mask_data<scalar_t>(b), conv.layout, first, count,
-                                  grad_rows.data_ptr<scalar_t>(), grad_input[thread][b].data_ptr<scalar_t>(),
-                                  grad_offset[b].data_ptr<scalar_t>(),
+                                  grad_rows.data_ptr<scalar_t>(), rows.data_ptr<scalar_t>(),
+                                  grad_input[thread][b].data_ptr<scalar_t>(), grad_offset[b].data_ptr<scalar_t>(),
                                   mask.defined() ? grad_mask[b].data_ptr<scalar_t>() : nullptr);
+      for (int64_t group = 0; group < conv.layout.groups; ++group) {
+        grad_weights[thread][group].addmm_(grad_block(group), conv.columns(rows, count, group));
+      }
     });
   });
   const auto grad_input_nchw = grad_input.sum(0)
-                                   .narrow(1, 0, image_size)
+                                   .narrow(1, 0, image_pixels * pixel_size)
                                    .view({batch, g.height, g.width, conv.layout.groups, conv.layout.padded_channels})
                                    .narrow(4, 0, conv.layout.group_channels)
                                    .permute({0, 3, 4, 1, 2})
