@@ -255,22 +255,28 @@ struct SampleGrads {
     const T *__restrict__ v2 = input[2], *__restrict__ v3 = input[3];
     T *__restrict__ g0 = grad_input[0], *__restrict__ g1 = grad_input[1];
     T *__restrict__ g2 = grad_input[2], *__restrict__ g3 = grad_input[3];
-    const T ly = fraction_y, lx = fraction_x, hy = T(1) - ly, hx = T(1) - lx;
-    const T w0 = hy * hx * scale, w1 = hy * lx * scale, w2 = ly * hx * scale, w3 = ly * lx * scale;
+    const T ly = fraction_y, lx = fraction_x;
     T y = 0, x = 0, value = 0;
+    // Two passes over the channels, each with few enough live values to stay in registers; the channels'
+    // corners are in the L1 cache for the second.
     // A reduction vectorizes only when its order may change: sums over a few channels tolerate it.
 #pragma omp simd reduction(+ : y, x, value)
     for (int64_t c = begin; c < end; ++c) {
       const T gc = grad[c];
       // Interpolated along x on the top and bottom rows, then along y: the derivative along y is their
-      // difference, and the one along x the rows' differences weighted as the rows are.
+      // difference, and the one along x the rows' differences interpolated along y.
       const T top_step = v1[c] - v0[c], bottom_step = v3[c] - v2[c];
       const T top = v0[c] + lx * top_step, bottom = v2[c] + lx * bottom_step;
       const T sample = top + ly * (bottom - top);
       row[c] = sample * scale;
       y += gc * (bottom - top);
-      x += gc * (hy * top_step + ly * bottom_step);
+      x += gc * (top_step + ly * (bottom_step - top_step));
       value += gc * sample;
+    }
+    const T hy = T(1) - ly, hx = T(1) - lx;
+    const T w0 = hy * hx * scale, w1 = hy * lx * scale, w2 = ly * hx * scale, w3 = ly * lx * scale;
+    for (int64_t c = begin; c < end; ++c) {
+      const T gc = grad[c];
       g0[c] += w0 * gc;
       g1[c] += w1 * gc;
       g2[c] += w2 * gc;
