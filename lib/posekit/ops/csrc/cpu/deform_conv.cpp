@@ -231,7 +231,7 @@ void sample_rows(const T* input, const T* offset, const T* mask, const Layout& l
       const T* c3 = input + int64_t(corners.index[3][r]) * channels;
       for (const auto& run : layout.runs[group]) {
         T* out = rows + r * layout.row_size() + layout.row_offset(run, k);
-        prefetch(out + kPrefetchRows * layout.row_size(), true);
+        if (r + kPrefetchRows < count) prefetch(out + kPrefetchRows * layout.row_size(), true);
         for (int64_t c = run.begin; c < run.end; ++c) out[c] = w0 * c0[c] + w1 * c1[c] + w2 * c2[c] + w3 * c3[c];
       }
     }
@@ -290,7 +290,7 @@ struct SampleGrads {
 
 // From the gradient of a block's rows: writes the block's sampled rows, adds the input gradient into
 // grad_input, and writes the offset gradient and, with a mask, the mask gradient of pixels [first, first +
-// count). `input` and grad_input hold H * W + 4 pixels of C channels, the last four spare. One tap at a time:
+// count). `input` and grad_input hold H * W + kSparePixels pixels of C channels. One tap at a time:
 // its corners for all the pixels, then the channels per pixel.
 template <typename T>
 void scatter_row_grads(const T* input, const T* offset, const T* mask, const Layout& layout, int64_t first,
@@ -314,8 +314,10 @@ void scatter_row_grads(const T* input, const T* offset, const T* mask, const Lay
       T sum_y = 0, sum_x = 0, sum_value = 0;
       for (const auto& run : layout.runs[group]) {
         const int64_t at = r * layout.row_size() + layout.row_offset(run, k);
-        prefetch(grad_rows + at + kPrefetchRows * layout.row_size(), false);
-        prefetch(rows + at + kPrefetchRows * layout.row_size(), true);
+        if (r + kPrefetchRows < count) {
+          prefetch(grad_rows + at + kPrefetchRows * layout.row_size(), false);
+          prefetch(rows + at + kPrefetchRows * layout.row_size(), true);
+        }
         sample.scatter(grad_rows + at, rows + at, run.begin, run.end, sum_y, sum_x, sum_value);
       }
       grad_y[r] = sum_y * sample.scale;
@@ -406,8 +408,8 @@ at::Tensor deform_conv2d_forward(const at::Tensor& input, const at::Tensor& offs
                                  const at::Tensor& mask, const DeformGeometry& g) {
   const BlockedConv conv(input, offset, weight, mask, g);
   auto output = at::empty({input.size(0), weight.size(0), g.pixels()}, input.options());
+  const auto thread_rows = conv.thread_rows();
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "deform_conv2d_forward", [&] {
-    const auto thread_rows = conv.thread_rows();
     conv.for_each_block([&](int64_t thread, int64_t b, int64_t first, int64_t count) {
       auto rows = thread_rows[thread];
       conv.sample<scalar_t>(b, first, count, rows);
