@@ -230,14 +230,14 @@ def measure(case: Case, repeats: int, probes: Dict[Tuple[str, int], ConvProbe]) 
             pre = preprocess_seconds(images[0], cfg, case.device)
             if attempt:  # the first run warms up allocators and kernels
                 samples.append((total, network.seconds, pre))
-                if probe:
+                if probe is not None:
                     throughputs.append(probe.throughput(repeats))
     total, forward, pre = (statistics.median(column) for column in zip(*samples))
     post = statistics.median((t - f) / case.batch - p for t, f, p in samples)
     width, height = get_multi_scale_size(*images[0].shape[:2], cfg.DATASET.INPUT_SIZE, 1.0)[0]
     row = {"case": case, "input": f"{width}x{height}",
            "pre": pre, "forward": forward, "post": post, "images_per_s": case.batch / total}
-    if probe:
+    if probe is not None:
         row["throughput"] = statistics.median(throughputs)
         row["floor"] = forward_macs(cfg, input_shapes(images[0], cfg), case.batch, case.flip) / row["throughput"]
     return row

@@ -21,8 +21,8 @@ namespace {
 // Sampled values per block of pixels: 512 KiB of float. Against 128 KiB, fewer blocks spend less on per-block
 // tensor bookkeeping and small matrix products: DEKR's adaptive convolution backward ran about 10% faster.
 constexpr int64_t kColumnsPerBlock = 131072;
-// Pixels past the image in the backward's channels-last input and input gradient: the corners of a sample
-// that fall outside the image read and write these (one per corner), so they need no bounds checks.
+// Pixels past the image in the channels-last input and the backward's input gradient: in the backward, the
+// corners of a sample that fall outside the image read and write these (one per corner), unchecked.
 constexpr int64_t kSparePixels = 4;
 // How many rows ahead the sampling loops ask the cache for the stretch of a row that a tap reads or writes:
 // the stretches of one tap lie a whole row apart, and the hardware did not fetch them in time (A/B on
@@ -337,10 +337,13 @@ at::Tensor weight_rows(const at::Tensor& weight, const Layout& layout) {
 }
 
 // The input (N, C, H, W) as (N, H * W + kSparePixels, groups, padded channels), zero in the channel padding
-// and the spare pixels.
+// and the spare pixels. Only those are zeroed: the forward runs this on every call.
 at::Tensor padded_channels_last(const at::Tensor& input, const Layout& layout) {
   const int64_t batch = input.size(0), pixels = input.size(2) * input.size(3);
-  auto padded = at::zeros({batch, pixels + kSparePixels, layout.groups, layout.padded_channels}, input.options());
+  const int64_t padding = layout.padded_channels - layout.group_channels;
+  auto padded = at::empty({batch, pixels + kSparePixels, layout.groups, layout.padded_channels}, input.options());
+  padded.narrow(1, pixels, kSparePixels).zero_();
+  if (padding > 0) padded.narrow(3, layout.group_channels, padding).zero_();
   padded.narrow(1, 0, pixels)
       .narrow(3, 0, layout.group_channels)
       .copy_(input.reshape({batch, layout.groups, layout.group_channels, pixels}).permute({0, 3, 1, 2}));
