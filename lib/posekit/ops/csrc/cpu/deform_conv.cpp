@@ -3,24 +3,30 @@
 // pixels: sample the block's rows (groups, taps, group channels), then multiply them at once.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
-#include <ATen/ThreadLocalState.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <tuple>
+#include <type_traits>
 #include <vector>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define POSEKIT_AVX2 1
+#endif
 
 #include "../ops.h"
 #include "../sampling.h"
+#include "small_gemm.h"
 
 namespace posekit {
 namespace cpu {
 namespace {
 
-// Sampled values per block of pixels: 512 KiB of float. Against 128 KiB, fewer blocks spend less on per-block
-// tensor bookkeeping and small matrix products: DEKR's adaptive convolution backward ran about 10% faster.
-constexpr int64_t kColumnsPerBlock = 131072;
+// Sampled values per block of pixels: 128 KiB of float, so that a block's rows and their gradients stay in
+// the L2 cache between the sampling and the products.
+constexpr int64_t kColumnsPerBlock = 32768;
 // Pixels past the image in the channels-last input and the backward's input gradient: in the backward, the
 // corners of a sample that fall outside the image read and write these (one per corner), unchecked.
 constexpr int64_t kSparePixels = 4;
@@ -51,11 +57,15 @@ int64_t padded_group_channels(int64_t channels) {
   return 4 * padded <= 5 * channels ? padded : channels;
 }
 
+// n rounded up to a multiple of kProductColumns.
+int64_t product_columns(int64_t n) { return (n + kProductColumns - 1) / kProductColumns * kProductColumns; }
+
 // How one image's tensors and a block's buffers are laid out. The input is copied channels-last with each
-// weight group padded to padded_channels (zeros); rows hold, per weight group, taps x padded_channels.
+// weight group padded to padded_channels (zeros); rows hold, per weight group, taps x padded_channels
+// columns and zero columns up to group_columns, a whole number of product tiles.
 struct Layout {
   const DeformGeometry& g;
-  int64_t groups, group_channels, padded_channels;
+  int64_t groups, group_channels, padded_channels, group_columns;
   std::vector<std::vector<ChannelRun>> runs;  // per offset group, in padded channel indices
 
   Layout(const DeformGeometry& geometry, int64_t weight_group_channels)
@@ -63,6 +73,7 @@ struct Layout {
         groups(geometry.channels / weight_group_channels),
         group_channels(weight_group_channels),
         padded_channels(padded_group_channels(weight_group_channels)),
+        group_columns(product_columns(geometry.taps() * padded_channels)),
         runs(geometry.offset_groups) {
     // Computed once so that the sampling loops divide nothing.
     const int64_t offset_group_channels = g.channels / g.offset_groups;
@@ -86,9 +97,13 @@ struct Layout {
   int64_t pixel_size() const { return groups * padded_channels; }
   // Where a row holds channel c (of `run`, padded) of tap k: index row_offset(run, k) + c.
   int64_t row_offset(const ChannelRun& run, int64_t k) const {
-    return (run.weight_group * (g.taps() - 1) + k) * padded_channels;
+    return run.weight_group * (group_columns - padded_channels) + k * padded_channels;
   }
-  int64_t row_size() const { return pixel_size() * g.taps(); }
+  int64_t row_size() const { return groups * group_columns; }
+  // A weight group's (tap, channel) columns in a row: (taps, padded channels) of a (..., group columns) tensor.
+  at::Tensor tap_channels(const at::Tensor& t) const {
+    return t.narrow(-1, 0, g.taps() * padded_channels).unflatten(-1, {g.taps(), padded_channels});
+  }
 };
 
 // The four bilinear corners of one tap for a run of pixels, as arrays: computing them is then a loop without
@@ -238,6 +253,18 @@ void sample_rows(const T* input, const T* offset, const T* mask, const Layout& l
   });
 }
 
+#ifdef POSEKIT_AVX2
+// Adds the sums of the lanes of a, b and c to sum_a, sum_b and sum_c: a tree of horizontal additions, where
+// the compiler's reduction epilogue adds the lanes one by one (a fifth of the backward's scatter loop).
+inline void add_lane_sums(__m256 a, __m256 b, __m256 c, float& sum_a, float& sum_b, float& sum_c) {
+  const __m256 pairs = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, c));
+  const __m128 sums = _mm_add_ps(_mm256_castps256_ps128(pairs), _mm256_extractf128_ps(pairs, 1));
+  sum_a += _mm_cvtss_f32(sums);
+  sum_b += _mm_cvtss_f32(_mm_shuffle_ps(sums, sums, 1));
+  sum_c += _mm_cvtss_f32(_mm_shuffle_ps(sums, sums, 2));
+}
+#endif
+
 // One sample in the backward: its four corners' input pixels and input-gradient pixels (spare ones past the
 // image read zero), its fractional position within them, and its mask value (1 without a mask).
 template <typename T>
@@ -251,6 +278,11 @@ struct SampleGrads {
   // derivatives along y and x and with the unmodulated sample.
   void scatter(const T* __restrict__ grad, T* __restrict__ row, int64_t begin, int64_t end, T& sum_y, T& sum_x,
                T& sum_value) const {
+#ifdef POSEKIT_AVX2
+    if constexpr (std::is_same_v<T, float>) {
+      if ((end - begin) % 8 == 0) return scatter_vectors(grad, row, begin, end, sum_y, sum_x, sum_value);
+    }
+#endif
     const T *__restrict__ v0 = input[0], *__restrict__ v1 = input[1];
     const T *__restrict__ v2 = input[2], *__restrict__ v3 = input[3];
     T *__restrict__ g0 = grad_input[0], *__restrict__ g1 = grad_input[1];
@@ -286,6 +318,40 @@ struct SampleGrads {
     sum_x += x;
     sum_value += value;
   }
+
+#ifdef POSEKIT_AVX2
+  // scatter() for float channels in vectors of 8, in one pass.
+  void scatter_vectors(const float* grad, float* row, int64_t begin, int64_t end, float& sum_y, float& sum_x,
+                       float& sum_value) const {
+    const float hy = 1.f - fraction_y, hx = 1.f - fraction_x;
+    const __m256 ly = _mm256_set1_ps(fraction_y), lx = _mm256_set1_ps(fraction_x), modulation = _mm256_set1_ps(scale);
+    const __m256 w0 = _mm256_set1_ps(hy * hx * scale), w1 = _mm256_set1_ps(hy * fraction_x * scale);
+    const __m256 w2 = _mm256_set1_ps(fraction_y * hx * scale), w3 = _mm256_set1_ps(fraction_y * fraction_x * scale);
+    __m256 y = _mm256_setzero_ps(), x = _mm256_setzero_ps(), value = _mm256_setzero_ps();
+    for (int64_t c = begin; c < end; c += 8) {
+      const __m256 gc = _mm256_loadu_ps(grad + c);
+      const __m256 v0 = _mm256_loadu_ps(input[0] + c), v1 = _mm256_loadu_ps(input[1] + c);
+      const __m256 v2 = _mm256_loadu_ps(input[2] + c), v3 = _mm256_loadu_ps(input[3] + c);
+      const __m256 top_step = _mm256_sub_ps(v1, v0), bottom_step = _mm256_sub_ps(v3, v2);
+      const __m256 top = _mm256_fmadd_ps(lx, top_step, v0), bottom = _mm256_fmadd_ps(lx, bottom_step, v2);
+      const __m256 step_y = _mm256_sub_ps(bottom, top);
+      const __m256 sample = _mm256_fmadd_ps(ly, step_y, top);
+      _mm256_storeu_ps(row + c, _mm256_mul_ps(sample, modulation));
+      y = _mm256_fmadd_ps(gc, step_y, y);
+      x = _mm256_fmadd_ps(gc, _mm256_fmadd_ps(ly, _mm256_sub_ps(bottom_step, top_step), top_step), x);
+      value = _mm256_fmadd_ps(gc, sample, value);
+      float* g0 = grad_input[0] + c;
+      float* g1 = grad_input[1] + c;
+      float* g2 = grad_input[2] + c;
+      float* g3 = grad_input[3] + c;
+      _mm256_storeu_ps(g0, _mm256_fmadd_ps(w0, gc, _mm256_loadu_ps(g0)));
+      _mm256_storeu_ps(g1, _mm256_fmadd_ps(w1, gc, _mm256_loadu_ps(g1)));
+      _mm256_storeu_ps(g2, _mm256_fmadd_ps(w2, gc, _mm256_loadu_ps(g2)));
+      _mm256_storeu_ps(g3, _mm256_fmadd_ps(w3, gc, _mm256_loadu_ps(g3)));
+    }
+    add_lane_sums(y, x, value, sum_y, sum_x, sum_value);
+  }
+#endif
 };
 
 // From the gradient of a block's rows: writes the block's sampled rows, adds the input gradient into
@@ -327,13 +393,14 @@ void scatter_row_grads(const T* input, const T* offset, const T* mask, const Lay
   });
 }
 
-// The weight as (groups, out / groups, taps * padded channels), its rows ordered (tap, channel) as a row is.
+// The weight as (groups, out / groups, group columns), its columns ordered as a row's, zero in the padding.
 at::Tensor weight_rows(const at::Tensor& weight, const Layout& layout) {
-  const int64_t taps = layout.g.taps(), group_out = weight.size(0) / layout.groups;
-  auto rows = at::zeros({layout.groups, group_out, taps, layout.padded_channels}, weight.options());
-  rows.narrow(3, 0, layout.group_channels)
-      .copy_(weight.reshape({layout.groups, group_out, layout.group_channels, taps}).transpose(2, 3));
-  return rows.view({layout.groups, group_out, -1});
+  const int64_t group_out = weight.size(0) / layout.groups;
+  auto rows = at::zeros({layout.groups, group_out, layout.group_columns}, weight.options());
+  layout.tap_channels(rows)
+      .narrow(3, 0, layout.group_channels)
+      .copy_(weight.reshape({layout.groups, group_out, layout.group_channels, layout.g.taps()}).transpose(2, 3));
+  return rows;
 }
 
 // The input (N, C, H, W) as (N, H * W + kSparePixels, groups, padded channels), zero in the channel padding
@@ -350,32 +417,35 @@ at::Tensor padded_channels_last(const at::Tensor& input, const Layout& layout) {
   return padded;
 }
 
+// Where element (i, j, 0, ...) of a contiguous tensor is: indexing ops (select) per block cost as much as a
+// small block's products.
+template <typename T>
+T* element(const at::Tensor& t, int64_t i, int64_t j = 0) {
+  return t.data_ptr<T>() + i * t.stride(0) + (j ? j * t.stride(1) : 0);
+}
+
 // What the forward and the backward share: the tensors in the layouts the loops read, and the blocks of
 // pixels they work in.
 struct BlockedConv {
   Layout layout;
-  int64_t group_out, group_columns, block, blocks;
-  at::Tensor input, offset, mask, weights;  // input padded channels-last; mask undefined when absent
+  int64_t group_out, padded_out, block, blocks;  // padded_out: group_out rounded up to product columns
+  at::Tensor input, offset, mask;  // input padded channels-last; mask undefined when absent
 
   BlockedConv(const at::Tensor& input_, const at::Tensor& offset_, const at::Tensor& weight, const at::Tensor& mask_,
               const DeformGeometry& g)
       : layout(g, weight.size(1)),
         group_out(weight.size(0) / layout.groups),
-        group_columns(layout.row_size() / layout.groups),
+        padded_out(product_columns(group_out)),
         block(std::clamp<int64_t>(kColumnsPerBlock / layout.row_size(), 16, 1024)),
         blocks((g.pixels() + block - 1) / block),
         input(padded_channels_last(input_, layout)),
         offset(offset_.contiguous()),
-        mask(mask_.defined() ? mask_.contiguous() : mask_),
-        weights(weight_rows(weight, layout)) {}
+        mask(mask_.defined() ? mask_.contiguous() : mask_) {}
 
-  // Calls visit(thread, image, first pixel, pixel count) for every block, on worker threads that keep the
-  // caller's inference mode and dispatch state (visit runs ATen ops).
+  // Calls visit(thread, image, first pixel, pixel count) for every block, on worker threads.
   template <typename Visit>
   void for_each_block(Visit&& visit) const {
-    const at::ThreadLocalState caller_state;
     at::parallel_for(0, input.size(0) * blocks, 1, [&](int64_t begin, int64_t end) {
-      const at::ThreadLocalStateGuard state_guard(caller_state);
       for (int64_t item = begin; item < end; ++item) {
         const int64_t first = (item % blocks) * block;
         visit(int64_t(at::get_thread_num()), item / blocks, first, std::min(block, layout.g.pixels() - first));
@@ -383,25 +453,21 @@ struct BlockedConv {
     });
   }
 
-  // Row buffers for every thread (index with the thread number), allocated once per call: a fresh buffer per
-  // block costs a page fault per 4 KiB whenever the allocator has handed its memory back.
-  at::Tensor thread_rows() const {
-    return at::empty({at::get_num_threads(), block, layout.row_size()}, input.options());
-  }
-  // Group `group`'s columns of the first `count` rows.
-  at::Tensor columns(const at::Tensor& rows, int64_t count, int64_t group) const {
-    return rows.narrow(0, 0, count).narrow(1, group * group_columns, group_columns);
+  // Buffers of `block` rows of `columns` for every thread (element(buffers, thread) is one), allocated once per
+  // call: a fresh buffer per block costs a page fault per 4 KiB whenever the allocator has handed its memory
+  // back. Zero, since the products read the padding columns.
+  at::Tensor thread_buffers(int64_t columns) const {
+    return at::zeros({at::get_num_threads(), block, columns}, input.options());
   }
 
   // Samples image b's rows of pixels [first, first + count) into `rows`.
   template <typename T>
-  void sample(int64_t b, int64_t first, int64_t count, at::Tensor& rows) const {
-    sample_rows<T>(input[b].data_ptr<T>(), offset[b].data_ptr<T>(), mask_data<T>(b), layout, first, count,
-                   rows.data_ptr<T>());
+  void sample(int64_t b, int64_t first, int64_t count, T* rows) const {
+    sample_rows<T>(element<T>(input, b), element<T>(offset, b), mask_data<T>(b), layout, first, count, rows);
   }
   template <typename T>
   const T* mask_data(int64_t b) const {
-    return mask.defined() ? mask[b].data_ptr<T>() : nullptr;
+    return mask.defined() ? element<T>(mask, b) : nullptr;
   }
 };
 
@@ -410,16 +476,27 @@ struct BlockedConv {
 at::Tensor deform_conv2d_forward(const at::Tensor& input, const at::Tensor& offset, const at::Tensor& weight,
                                  const at::Tensor& mask, const DeformGeometry& g) {
   const BlockedConv conv(input, offset, weight, mask, g);
-  auto output = at::empty({input.size(0), weight.size(0), g.pixels()}, input.options());
-  const auto thread_rows = conv.thread_rows();
+  const Layout& layout = conv.layout;
+  const int64_t pixels = g.pixels();
+  auto output = at::empty({input.size(0), weight.size(0), pixels}, input.options());
+  // (groups, group columns, padded out): the products' right-hand side, one weight row per column of a row.
+  auto weights = at::zeros({layout.groups, layout.group_columns, conv.padded_out}, weight.options());
+  weights.narrow(2, 0, conv.group_out).copy_(weight_rows(weight, layout).transpose(1, 2));
+  const auto thread_rows = conv.thread_buffers(layout.row_size()), thread_sums = conv.thread_buffers(conv.padded_out);
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "deform_conv2d_forward", [&] {
     conv.for_each_block([&](int64_t thread, int64_t b, int64_t first, int64_t count) {
-      auto rows = thread_rows[thread];
+      scalar_t* rows = element<scalar_t>(thread_rows, thread);
+      scalar_t* sums = element<scalar_t>(thread_sums, thread);
       conv.sample<scalar_t>(b, first, count, rows);
-      for (int64_t group = 0; group < conv.layout.groups; ++group) {
-        // (group out, count) = weights @ rows^T, written in place into the image's output columns.
-        auto out = output[b].narrow(0, group * conv.group_out, conv.group_out).narrow(1, first, count);
-        at::mm_out(out, conv.weights[group], conv.columns(rows, count, group).t());
+      for (int64_t group = 0; group < layout.groups; ++group) {
+        // (count, padded out) = rows @ weights, then transposed into the image's output columns.
+        small_gemm<scalar_t>(count, conv.padded_out, layout.group_columns,
+                             {rows + group * layout.group_columns, layout.row_size(), 1},
+                             element<scalar_t>(weights, group), conv.padded_out, sums, conv.padded_out, false);
+        scalar_t* out = element<scalar_t>(output, b, group * conv.group_out) + first;
+        for (int64_t o = 0; o < conv.group_out; ++o) {
+          for (int64_t r = 0; r < count; ++r) out[o * pixels + r] = sums[r * conv.padded_out + o];
+        }
       }
     });
   });
@@ -430,45 +507,61 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_conv2d_backwar
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& offset, const at::Tensor& weight,
     const at::Tensor& mask, const DeformGeometry& g) {
   const BlockedConv conv(input, offset, weight, mask, g);
-  const int64_t batch = input.size(0), pixel_size = conv.layout.pixel_size();
-  const auto grad = grad_output.contiguous().view({batch, weight.size(0), g.pixels()});
+  const Layout& layout = conv.layout;
+  const int64_t batch = input.size(0), pixel_size = layout.pixel_size(), pixels = g.pixels();
+  const int64_t groups = layout.groups, group_out = conv.group_out, padded_out = conv.padded_out;
+  const auto grad = grad_output.contiguous().view({batch, weight.size(0), pixels});
+  const auto weights = weight_rows(weight, layout);
   // Blocks of different threads scatter into the same input pixels: each thread sums into its own copy.
   const int64_t threads = at::get_num_threads(), image_pixels = g.height * g.width;
   auto grad_input = at::zeros({threads, batch, (image_pixels + kSparePixels) * pixel_size}, input.options());
-  auto grad_weights = at::zeros({threads, conv.layout.groups, conv.group_out, conv.group_columns}, input.options());
+  // Transposed, (group columns, padded out) per group: the block's rows are the products' left-hand side.
+  auto grad_weights = at::zeros({threads, groups, layout.group_columns, padded_out}, input.options());
   auto grad_offset = at::zeros_like(conv.offset);
   auto grad_mask = mask.defined() ? at::zeros_like(conv.mask) : at::empty({0}, input.options());
-  const auto thread_rows = conv.thread_rows(), thread_grad_rows = conv.thread_rows();
+  const auto thread_rows = conv.thread_buffers(layout.row_size()), thread_grad_rows = conv.thread_buffers(layout.row_size());
+  const auto thread_grad_block = conv.thread_buffers(groups * padded_out);
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "deform_conv2d_backward", [&] {
     conv.for_each_block([&](int64_t thread, int64_t b, int64_t first, int64_t count) {
-      // The output gradient of weight group `group` for the block: (group out, count).
-      const auto grad_block = [&](int64_t group) {
-        return grad[b].narrow(0, group * conv.group_out, conv.group_out).narrow(1, first, count);
-      };
-      auto rows = thread_rows[thread], grad_rows = thread_grad_rows[thread];
-      for (int64_t group = 0; group < conv.layout.groups; ++group) {
-        auto grad_columns = conv.columns(grad_rows, count, group);
-        at::mm_out(grad_columns, grad_block(group).t(), conv.weights[group]);
+      scalar_t* rows = element<scalar_t>(thread_rows, thread);
+      scalar_t* grad_rows = element<scalar_t>(thread_grad_rows, thread);
+      // The block's output gradient, (groups, count, padded out): transposed so that products read it in order.
+      scalar_t* grad_block = element<scalar_t>(thread_grad_block, thread);
+      const scalar_t* grad_image = element<scalar_t>(grad, b) + first;
+      for (int64_t group = 0; group < groups; ++group) {
+        scalar_t* group_grad = grad_block + group * conv.block * padded_out;
+        for (int64_t o = 0; o < group_out; ++o) {
+          const scalar_t* from = grad_image + (group * group_out + o) * pixels;
+          for (int64_t r = 0; r < count; ++r) group_grad[r * padded_out + o] = from[r];
+        }
+        // (count, group columns) = block gradient @ weights.
+        small_gemm<scalar_t>(count, layout.group_columns, group_out, {group_grad, padded_out, 1},
+                             element<scalar_t>(weights, group), layout.group_columns,
+                             grad_rows + group * layout.group_columns, layout.row_size(), false);
       }
-      scatter_row_grads<scalar_t>(conv.input[b].data_ptr<scalar_t>(), conv.offset[b].data_ptr<scalar_t>(),
-                                  conv.mask_data<scalar_t>(b), conv.layout, first, count,
-                                  grad_rows.data_ptr<scalar_t>(), rows.data_ptr<scalar_t>(),
-                                  grad_input[thread][b].data_ptr<scalar_t>(), grad_offset[b].data_ptr<scalar_t>(),
-                                  mask.defined() ? grad_mask[b].data_ptr<scalar_t>() : nullptr);
-      for (int64_t group = 0; group < conv.layout.groups; ++group) {
-        grad_weights[thread][group].addmm_(grad_block(group), conv.columns(rows, count, group));
+      scatter_row_grads<scalar_t>(element<scalar_t>(conv.input, b), element<scalar_t>(conv.offset, b),
+                                  conv.mask_data<scalar_t>(b), layout, first, count, grad_rows, rows,
+                                  element<scalar_t>(grad_input, thread, b), element<scalar_t>(grad_offset, b),
+                                  mask.defined() ? element<scalar_t>(grad_mask, b) : nullptr);
+      for (int64_t group = 0; group < groups; ++group) {
+        // (group columns, padded out) += rows^T @ block gradient.
+        small_gemm<scalar_t>(layout.group_columns, padded_out, count,
+                             {rows + group * layout.group_columns, 1, layout.row_size()},
+                             grad_block + group * conv.block * padded_out, padded_out,
+                             element<scalar_t>(grad_weights, thread, group), padded_out, true);
       }
     });
   });
   const auto grad_input_nchw = grad_input.sum(0)
                                    .narrow(1, 0, image_pixels * pixel_size)
-                                   .view({batch, g.height, g.width, conv.layout.groups, conv.layout.padded_channels})
-                                   .narrow(4, 0, conv.layout.group_channels)
+                                   .view({batch, g.height, g.width, groups, layout.padded_channels})
+                                   .narrow(4, 0, layout.group_channels)
                                    .permute({0, 3, 4, 1, 2})
                                    .reshape(input.sizes());
-  const auto grad_weight = grad_weights.sum(0)
-                               .view({conv.layout.groups, conv.group_out, g.taps(), conv.layout.padded_channels})
-                               .narrow(3, 0, conv.layout.group_channels)
+  // (groups, group columns, padded out) -> (groups, group out, channels, taps).
+  const auto grad_weight = layout.tap_channels(grad_weights.sum(0).transpose(1, 2))
+                               .narrow(1, 0, group_out)
+                               .narrow(3, 0, layout.group_channels)
                                .transpose(2, 3)
                                .reshape(weight.sizes());
   return {grad_input_nchw, grad_offset, grad_weight, grad_mask};
