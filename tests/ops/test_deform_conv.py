@@ -97,6 +97,17 @@ def test_forward_and_gradients_match_slow_reference(name):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9, msg=f"gradient of {key}")
 
 
+def test_gradients_of_a_sum_match_slow_reference():
+    # Autograd hands the gradient of a sum over as one expanded value (all strides 0).
+    args, geometry = make_case(*CASES["groups_offset_groups_mask"], seed=9)
+    leaves = {k: v.requires_grad_() for k, v in args.items() if v is not None}
+    grads = torch.autograd.grad(deform_conv2d(**args, **geometry).sum(), list(leaves.values()))
+    expected = slow_deform_conv2d(args["input"], args["offset"], args["weight"], args["bias"], geometry["stride"],
+                                  geometry["padding"], geometry["dilation"], args["mask"])
+    for key, got, want in zip(leaves, grads, torch.autograd.grad(expected.sum(), list(leaves.values()))):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9, msg=f"gradient of {key}")
+
+
 def test_zero_offsets_equal_a_regular_convolution():
     args, geometry = make_case(2, 6, (8, 7), 4, (3, 3), 2, 1, (2, 1), (1, 2), (1, 2), False, 0.0, seed=1)
     out = deform_conv2d(**args, **geometry)

@@ -354,6 +354,41 @@ struct SampleGrads {
 #endif
 };
 
+// scatter_row_grads for tap k of offset group `group`: writes the gradients of its offsets along y and x
+// into grad_y and grad_x, and of its mask into grad_mask when given. A function of its own: inlined into the
+// loop over taps, GCC kept the corner pointers and weights of the channel loop on the stack (the backward
+// ran about 10% slower).
+template <typename T>
+__attribute__((noinline)) void scatter_tap_grads(const Layout& layout, int64_t group, int64_t k,
+                                                 const TapCorners<T>& corners, int64_t count, const T* input,
+                                                 const T* mask, const T* grad_rows, T* rows, T* grad_input,
+                                                 T* grad_y, T* grad_x, T* grad_mask) {
+  const int64_t channels = layout.pixel_size();
+  for (int64_t r = 0; r < count; ++r) {
+    SampleGrads<T> sample;
+    for (int q = 0; q < 4; ++q) {
+      const int64_t index = corners.index[q][r];
+      sample.input[q] = input + index * channels;
+      sample.grad_input[q] = grad_input + index * channels;
+    }
+    sample.fraction_y = corners.fraction_y[r];
+    sample.fraction_x = corners.fraction_x[r];
+    sample.scale = mask ? mask[r] : T(1);
+    T sum_y = 0, sum_x = 0, sum_value = 0;
+    for (const auto& run : layout.runs[group]) {
+      const int64_t at = r * layout.row_size() + layout.row_offset(run, k);
+      if (r + kPrefetchRows < count) {
+        prefetch(grad_rows + at + kPrefetchRows * layout.row_size(), false);
+        prefetch(rows + at + kPrefetchRows * layout.row_size(), true);
+      }
+      sample.scatter(grad_rows + at, rows + at, run.begin, run.end, sum_y, sum_x, sum_value);
+    }
+    grad_y[r] = sum_y * sample.scale;
+    grad_x[r] = sum_x * sample.scale;
+    if (grad_mask) grad_mask[r] = sum_value;
+  }
+}
+
 // From the gradient of a block's rows: writes the block's sampled rows, adds the input gradient into
 // grad_input, and writes the offset gradient and, with a mask, the mask gradient of pixels [first, first +
 // count). `input` and grad_input hold H * W + kSparePixels pixels of C channels. One tap at a time:
@@ -361,35 +396,13 @@ struct SampleGrads {
 template <typename T>
 void scatter_row_grads(const T* input, const T* offset, const T* mask, const Layout& layout, int64_t first,
                        int64_t count, const T* grad_rows, T* rows, T* grad_input, T* grad_offset, T* grad_mask) {
-  const int64_t channels = layout.pixel_size(), pixels = layout.g.pixels();
+  const int64_t pixels = layout.g.pixels();
   for_each_tap<T, true>(layout.g, offset, nullptr, first, count,
                         [&](int64_t group, int64_t k, int64_t tap, const TapCorners<T>& corners) {
-    const T* tap_mask = mask ? mask + tap * pixels + first : nullptr;
-    T* grad_y = grad_offset + 2 * tap * pixels + first;
-    T* grad_x = grad_offset + (2 * tap + 1) * pixels + first;
-    for (int64_t r = 0; r < count; ++r) {
-      SampleGrads<T> sample;
-      for (int q = 0; q < 4; ++q) {
-        const int64_t index = corners.index[q][r];
-        sample.input[q] = input + index * channels;
-        sample.grad_input[q] = grad_input + index * channels;
-      }
-      sample.fraction_y = corners.fraction_y[r];
-      sample.fraction_x = corners.fraction_x[r];
-      sample.scale = tap_mask ? tap_mask[r] : T(1);
-      T sum_y = 0, sum_x = 0, sum_value = 0;
-      for (const auto& run : layout.runs[group]) {
-        const int64_t at = r * layout.row_size() + layout.row_offset(run, k);
-        if (r + kPrefetchRows < count) {
-          prefetch(grad_rows + at + kPrefetchRows * layout.row_size(), false);
-          prefetch(rows + at + kPrefetchRows * layout.row_size(), true);
-        }
-        sample.scatter(grad_rows + at, rows + at, run.begin, run.end, sum_y, sum_x, sum_value);
-      }
-      grad_y[r] = sum_y * sample.scale;
-      grad_x[r] = sum_x * sample.scale;
-      if (grad_mask) grad_mask[tap * pixels + first + r] = sum_value;
-    }
+    scatter_tap_grads<T>(layout, group, k, corners, count, input, mask ? mask + tap * pixels + first : nullptr,
+                         grad_rows, rows, grad_input, grad_offset + 2 * tap * pixels + first,
+                         grad_offset + (2 * tap + 1) * pixels + first,
+                         grad_mask ? grad_mask + tap * pixels + first : nullptr);
   });
 }
 
@@ -455,9 +468,10 @@ struct BlockedConv {
 
   // Buffers of `block` rows of `columns` for every thread (element(buffers, thread) is one), allocated once per
   // call: a fresh buffer per block costs a page fault per 4 KiB whenever the allocator has handed its memory
-  // back. Zero, since the products read the padding columns.
-  at::Tensor thread_buffers(int64_t columns) const {
-    return at::zeros({at::get_num_threads(), block, columns}, input.options());
+  // back. `zeroed` where a product reads padding columns that nothing writes.
+  at::Tensor thread_buffers(int64_t columns, bool zeroed = false) const {
+    const std::vector<int64_t> sizes{at::get_num_threads(), block, columns};
+    return zeroed ? at::zeros(sizes, input.options()) : at::empty(sizes, input.options());
   }
 
   // Samples image b's rows of pixels [first, first + count) into `rows`.
@@ -482,7 +496,9 @@ at::Tensor deform_conv2d_forward(const at::Tensor& input, const at::Tensor& offs
   // (groups, group columns, padded out): the products' right-hand side, one weight row per column of a row.
   auto weights = at::zeros({layout.groups, layout.group_columns, conv.padded_out}, weight.options());
   weights.narrow(2, 0, conv.group_out).copy_(weight_rows(weight, layout).transpose(1, 2));
-  const auto thread_rows = conv.thread_buffers(layout.row_size()), thread_sums = conv.thread_buffers(conv.padded_out);
+  const bool padded_rows = layout.group_columns > g.taps() * layout.padded_channels;
+  const auto thread_rows = conv.thread_buffers(layout.row_size(), padded_rows);
+  const auto thread_sums = conv.thread_buffers(conv.padded_out);
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "deform_conv2d_forward", [&] {
     conv.for_each_block([&](int64_t thread, int64_t b, int64_t first, int64_t count) {
       scalar_t* rows = element<scalar_t>(thread_rows, thread);
@@ -510,15 +526,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_conv2d_backwar
   const Layout& layout = conv.layout;
   const int64_t batch = input.size(0), pixel_size = layout.pixel_size(), pixels = g.pixels();
   const int64_t groups = layout.groups, group_out = conv.group_out, padded_out = conv.padded_out;
-  const auto grad = grad_output.contiguous().view({batch, weight.size(0), pixels});
+  // A view where it can be one: autograd hands the gradient of a sum over as one expanded value.
+  const auto grad = grad_output.flatten(2);
   const auto weights = weight_rows(weight, layout);
   // Blocks of different threads scatter into the same input pixels: each thread sums into its own copy.
   const int64_t threads = at::get_num_threads(), image_pixels = g.height * g.width;
   auto grad_input = at::zeros({threads, batch, (image_pixels + kSparePixels) * pixel_size}, input.options());
   // Transposed, (group columns, padded out) per group: the block's rows are the products' left-hand side.
   auto grad_weights = at::zeros({threads, groups, layout.group_columns, padded_out}, input.options());
-  auto grad_offset = at::zeros_like(conv.offset);
-  auto grad_mask = mask.defined() ? at::zeros_like(conv.mask) : at::empty({0}, input.options());
+  // Every element of these is written.
+  auto grad_offset = at::empty_like(conv.offset);
+  auto grad_mask = mask.defined() ? at::empty_like(conv.mask) : at::empty({0}, input.options());
   const auto thread_rows = conv.thread_buffers(layout.row_size()), thread_grad_rows = conv.thread_buffers(layout.row_size());
   const auto thread_grad_block = conv.thread_buffers(groups * padded_out);
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "deform_conv2d_backward", [&] {
@@ -527,12 +545,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_conv2d_backwar
       scalar_t* grad_rows = element<scalar_t>(thread_grad_rows, thread);
       // The block's output gradient, (groups, count, padded out): transposed so that products read it in order.
       scalar_t* grad_block = element<scalar_t>(thread_grad_block, thread);
-      const scalar_t* grad_image = element<scalar_t>(grad, b) + first;
+      const scalar_t* grad_image = element<scalar_t>(grad, b) + first * grad.stride(2);
       for (int64_t group = 0; group < groups; ++group) {
         scalar_t* group_grad = grad_block + group * conv.block * padded_out;
         for (int64_t o = 0; o < group_out; ++o) {
-          const scalar_t* from = grad_image + (group * group_out + o) * pixels;
-          for (int64_t r = 0; r < count; ++r) group_grad[r * padded_out + o] = from[r];
+          const scalar_t* from = grad_image + (group * group_out + o) * grad.stride(1);
+          for (int64_t r = 0; r < count; ++r) group_grad[r * padded_out + o] = from[r * grad.stride(2)];
         }
         // (count, group columns) = block gradient @ weights.
         small_gemm<scalar_t>(count, layout.group_columns, group_out, {group_grad, padded_out, 1},
