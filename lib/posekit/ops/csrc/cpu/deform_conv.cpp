@@ -253,15 +253,27 @@ void sample_rows(const T* input, const T* offset, const T* mask, const Layout& l
   });
 }
 
+// A sample's output-row gradient dotted with its derivatives along y and x and with its value.
+template <typename T>
+struct SampleDots {
+  T y = 0, x = 0, value = 0;
+
+  SampleDots& operator+=(const SampleDots& other) {
+    y += other.y;
+    x += other.x;
+    value += other.value;
+    return *this;
+  }
+};
+
 #ifdef POSEKIT_AVX2
-// Adds the sums of the lanes of a, b and c to sum_a, sum_b and sum_c: a tree of horizontal additions, where
-// the compiler's reduction epilogue adds the lanes one by one (a fifth of the backward's scatter loop).
-inline void add_lane_sums(__m256 a, __m256 b, __m256 c, float& sum_a, float& sum_b, float& sum_c) {
-  const __m256 pairs = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, c));
+// The sums of the lanes of y, x and value: a tree of horizontal additions, where the compiler's reduction
+// epilogue adds the lanes one by one (a fifth of the backward's scatter loop).
+inline SampleDots<float> lane_sums(__m256 y, __m256 x, __m256 value) {
+  const __m256 pairs = _mm256_hadd_ps(_mm256_hadd_ps(y, x), _mm256_hadd_ps(value, value));
   const __m128 sums = _mm_add_ps(_mm256_castps256_ps128(pairs), _mm256_extractf128_ps(pairs, 1));
-  sum_a += _mm_cvtss_f32(sums);
-  sum_b += _mm_cvtss_f32(_mm_shuffle_ps(sums, sums, 1));
-  sum_c += _mm_cvtss_f32(_mm_shuffle_ps(sums, sums, 2));
+  return {_mm_cvtss_f32(sums), _mm_cvtss_f32(_mm_shuffle_ps(sums, sums, 1)),
+          _mm_cvtss_f32(_mm_shuffle_ps(sums, sums, 2))};
 }
 #endif
 
@@ -274,13 +286,12 @@ struct SampleGrads {
   T fraction_y, fraction_x, scale;
 
   // For channels [begin, end): writes the modulated sample into `row` (the weight gradient multiplies it),
-  // adds the input gradient, and accumulates the row gradient dotted with the unmodulated sample's
-  // derivatives along y and x and with the unmodulated sample.
-  void scatter(const T* __restrict__ grad, T* __restrict__ row, int64_t begin, int64_t end, T& sum_y, T& sum_x,
-               T& sum_value) const {
+  // adds the input gradient, and returns the row gradient `grad` dotted with the unmodulated sample's
+  // derivatives and value.
+  SampleDots<T> scatter(const T* __restrict__ grad, T* __restrict__ row, int64_t begin, int64_t end) const {
 #ifdef POSEKIT_AVX2
     if constexpr (std::is_same_v<T, float>) {
-      if ((end - begin) % 8 == 0) return scatter_vectors(grad, row, begin, end, sum_y, sum_x, sum_value);
+      if ((end - begin) % 8 == 0) return scatter_vectors(grad, row, begin, end);
     }
 #endif
     const T *__restrict__ v0 = input[0], *__restrict__ v1 = input[1];
@@ -314,15 +325,12 @@ struct SampleGrads {
       g2[c] += w2 * gc;
       g3[c] += w3 * gc;
     }
-    sum_y += y;
-    sum_x += x;
-    sum_value += value;
+    return {y, x, value};
   }
 
 #ifdef POSEKIT_AVX2
   // scatter() for float channels in vectors of 8, in one pass.
-  void scatter_vectors(const float* grad, float* row, int64_t begin, int64_t end, float& sum_y, float& sum_x,
-                       float& sum_value) const {
+  SampleDots<float> scatter_vectors(const float* grad, float* row, int64_t begin, int64_t end) const {
     const float hy = 1.f - fraction_y, hx = 1.f - fraction_x;
     const __m256 ly = _mm256_set1_ps(fraction_y), lx = _mm256_set1_ps(fraction_x), modulation = _mm256_set1_ps(scale);
     const __m256 w0 = _mm256_set1_ps(hy * hx * scale), w1 = _mm256_set1_ps(hy * fraction_x * scale);
@@ -349,7 +357,7 @@ struct SampleGrads {
       _mm256_storeu_ps(g2, _mm256_fmadd_ps(w2, gc, _mm256_loadu_ps(g2)));
       _mm256_storeu_ps(g3, _mm256_fmadd_ps(w3, gc, _mm256_loadu_ps(g3)));
     }
-    add_lane_sums(y, x, value, sum_y, sum_x, sum_value);
+    return lane_sums(y, x, value);
   }
 #endif
 };
@@ -374,18 +382,18 @@ __attribute__((noinline)) void scatter_tap_grads(const Layout& layout, int64_t g
     sample.fraction_y = corners.fraction_y[r];
     sample.fraction_x = corners.fraction_x[r];
     sample.scale = mask ? mask[r] : T(1);
-    T sum_y = 0, sum_x = 0, sum_value = 0;
+    SampleDots<T> dots;
     for (const auto& run : layout.runs[group]) {
       const int64_t at = r * layout.row_size() + layout.row_offset(run, k);
       if (r + kPrefetchRows < count) {
         prefetch(grad_rows + at + kPrefetchRows * layout.row_size(), false);
         prefetch(rows + at + kPrefetchRows * layout.row_size(), true);
       }
-      sample.scatter(grad_rows + at, rows + at, run.begin, run.end, sum_y, sum_x, sum_value);
+      dots += sample.scatter(grad_rows + at, rows + at, run.begin, run.end);
     }
-    grad_y[r] = sum_y * sample.scale;
-    grad_x[r] = sum_x * sample.scale;
-    if (grad_mask) grad_mask[r] = sum_value;
+    grad_y[r] = dots.y * sample.scale;
+    grad_x[r] = dots.x * sample.scale;
+    if (grad_mask) grad_mask[r] = dots.value;
   }
 }
 
