@@ -81,6 +81,24 @@ def test_forward_and_gradient_match_slow_reference(aligned, sampling_ratio):
     torch.testing.assert_close(grad, expected_grad, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("layout", ["expanded", "transposed"])
+def test_gradient_through_output_gradient_strides(layout):
+    # The CPU backward reads the output gradient through its strides: the gradient of a sum arrives as one
+    # expanded value (strides 0), and a transposed one has its bins' strides swapped.
+    generator = torch.Generator().manual_seed(21)
+    input = torch.randn(2, 40, 9, 11, generator=generator, dtype=torch.float64, requires_grad=True)
+    rois = random_rois(generator, 6, 2, 18, 22)
+    out = roi_align(input, rois, (3, 2), 0.5, 2, True)
+    if layout == "expanded":
+        grad_out = torch.ones(1, dtype=torch.float64).expand_as(out)
+    else:
+        grad_out = torch.randn(6, 40, 2, 3, generator=generator, dtype=torch.float64).transpose(2, 3)
+    (grad,) = torch.autograd.grad(out, input, grad_out)
+    expected = slow_roi_align(input, rois, (3, 2), 0.5, 2, True)
+    (expected_grad,) = torch.autograd.grad(expected, input, grad_out.contiguous())
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-12, atol=1e-12)
+
+
 def test_hand_worked_values_on_a_ramp():
     """Bilinear sampling of f(y, x) = 10 y + x is exact, so each bin is f at the mean sample position."""
     ys, xs = torch.meshgrid(torch.arange(6.0), torch.arange(8.0), indexing="ij")

@@ -80,13 +80,18 @@ void forward(const T* input, const T* rois, int64_t num_rois, T spatial_scale, c
 // Channels per backward task: tasks own channel ranges, so their scatters never collide.
 constexpr int64_t kChannelBlock = 32;
 
+// grad_output is read through its strides: autograd hands the gradient of a sum over as one expanded value,
+// which a contiguous copy would turn into K * C * bins values.
 template <typename T>
-void backward(const T* grad_output, const T* rois, int64_t num_rois, T spatial_scale, const PoolShape& s,
+void backward(const at::Tensor& grad_output, const T* rois, int64_t num_rois, T spatial_scale, const PoolShape& s,
               T* grad_input) {
   std::vector<BoxSamples<T>> boxes;
   boxes.reserve(num_rois);
   for (int64_t r = 0; r < num_rois; ++r) boxes.emplace_back(rois + 5 * r, spatial_scale, s);
-  const int64_t blocks = (s.channels + kChannelBlock - 1) / kChannelBlock, bins = int64_t(s.pooled_h) * s.pooled_w;
+  const int64_t blocks = (s.channels + kChannelBlock - 1) / kChannelBlock;
+  const T* grad_data = grad_output.data_ptr<T>();
+  const int64_t box_step = grad_output.stride(0), channel_step = grad_output.stride(1);
+  const int64_t row_step = grad_output.stride(2), column_step = grad_output.stride(3);
   at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
     const int first = static_cast<int>(begin * kChannelBlock);
     const int last = static_cast<int>(std::min<int64_t>(end * kChannelBlock, s.channels));
@@ -96,8 +101,8 @@ void backward(const T* grad_output, const T* rois, int64_t num_rois, T spatial_s
       T* image = grad_input + static_cast<int64_t>(boxes[r].grid.batch_index) * s.height * s.width * s.channels;
       for (int ph = 0; ph < s.pooled_h; ++ph) {
         for (int pw = 0; pw < s.pooled_w; ++pw) {
-          const T* box_grad = grad_output + r * s.channels * bins + ph * s.pooled_w + pw;
-          for (int c = first; c < last; ++c) grad[c - first] = box_grad[c * bins];
+          const T* box_grad = grad_data + r * box_step + ph * row_step + pw * column_step;
+          for (int c = first; c < last; ++c) grad[c - first] = box_grad[c * channel_step];
           boxes[r].for_each_tap(ph, pw, s.width, [&](int index, T weight) {
             T* pixel = image + static_cast<int64_t>(index) * s.channels + first;
             for (int c = 0; c < last - first; ++c) pixel[c] += weight * grad[c];
@@ -137,12 +142,11 @@ at::Tensor roi_align(const at::Tensor& input, const at::Tensor& rois, double spa
 at::Tensor roi_align_backward(const at::Tensor& grad_output, const at::Tensor& rois, double spatial_scale,
                               int64_t pooled_h, int64_t pooled_w, int64_t batch, int64_t channels, int64_t height,
                               int64_t width, int64_t sampling_ratio, bool aligned) {
-  const auto grad = grad_output.contiguous();
   const auto boxes = rois.contiguous();
   auto grad_input = at::zeros({batch, height, width, channels}, grad_output.options());
   const auto shape = pool_shape(channels, height, width, pooled_h, pooled_w, sampling_ratio, aligned);
   AT_DISPATCH_FLOATING_TYPES(grad_output.scalar_type(), "roi_align_backward", [&] {
-    backward<scalar_t>(grad.data_ptr<scalar_t>(), boxes.data_ptr<scalar_t>(), rois.size(0),
+    backward<scalar_t>(grad_output, boxes.data_ptr<scalar_t>(), rois.size(0),
                        static_cast<scalar_t>(spatial_scale), shape, grad_input.data_ptr<scalar_t>());
   });
   return channels_first(grad_input);
