@@ -532,7 +532,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_conv2d_backwar
     const at::Tensor& mask, const DeformGeometry& g) {
   const BlockedConv conv(input, offset, weight, mask, g);
   const Layout& layout = conv.layout;
-  const int64_t batch = input.size(0), pixel_size = layout.pixel_size(), pixels = g.pixels();
+  const int64_t batch = input.size(0), pixel_size = layout.pixel_size();
   const int64_t groups = layout.groups, group_out = conv.group_out, padded_out = conv.padded_out;
   // A view where it can be one: autograd hands the gradient of a sum over as one expanded value.
   const auto grad = grad_output.flatten(2);

@@ -7,6 +7,11 @@
 #include <cstdint>
 #include <cstring>
 
+// Without AVX, GCC notes that passing a 32-byte vector changes the calling convention; these vectors never
+// cross a function boundary that is not inlined.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace posekit {
 namespace cpu {
 
@@ -105,3 +110,5 @@ void small_gemm(int64_t M, int64_t N, int64_t K, Strided<T> a, const T* b, int64
 
 }  // namespace cpu
 }  // namespace posekit
+
+#pragma GCC diagnostic pop
