@@ -6,6 +6,7 @@ present, or when FORCE_CUDA=1; TORCH_CUDA_ARCH_LIST picks the architectures as u
 import glob
 import os
 import platform
+from typing import List
 
 from setuptools import find_packages, setup
 from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
@@ -21,7 +22,7 @@ def _with_cuda() -> bool:
     return torch.version.cuda is not None and CUDA_HOME is not None
 
 
-def _cpu_arch_flags() -> list:
+def _cpu_arch_flags() -> List[str]:
     """-march for the CPU kernels: the build machine's own vector instructions (AVX2 and FMA where present:
     DEKR's deformable convolution, forward and backward, ran about a quarter faster than with x86-64's SSE2),
     since the extension is built where it runs; POSEKIT_CPU_ARCH=x86-64 (or another -march value) for a

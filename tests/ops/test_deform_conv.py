@@ -79,6 +79,8 @@ CASES = {
     "crossing_groups": (1, 15, (20, 20), 6, (3, 3), 3, 5, (1, 1), (1, 1), (1, 1), True, 1.5),
     # Weight groups of 15 channels, padded to 16 in the CPU kernel, each split by offset groups of 5.
     "padded_split_groups": (2, 30, (11, 12), 4, (3, 3), 2, 6, (1, 1), (1, 1), (1, 1), True, 1.5),
+    # Offset groups of 8 channels: runs as wide as one float32 vector.
+    "eight_channel_runs": (1, 16, (12, 13), 5, (3, 3), 1, 2, (1, 1), (1, 1), (1, 1), True, 1.5),
 }
 
 
@@ -207,8 +209,7 @@ def test_float32_and_non_contiguous_inputs():
 # runs of 3 channels its scalar loop.
 @pytest.mark.parametrize("name", ["many_blocks", "crossing_groups", "eight_channel_runs"])
 def test_float32_gradients_match_float64_reference(name):
-    cases = dict(CASES, eight_channel_runs=(1, 16, (12, 13), 5, (3, 3), 1, 2, (1, 1), (1, 1), (1, 1), True, 1.5))
-    args, geometry = make_case(*cases[name], seed=7)
+    args, geometry = make_case(*CASES[name], seed=7)
     leaves = {k: v for k, v in args.items() if v is not None}
     single = {k: v.float().requires_grad_() for k, v in leaves.items()}
     double = {k: v.clone().requires_grad_() for k, v in leaves.items()}

@@ -61,8 +61,9 @@ int64_t padded_group_channels(int64_t channels) {
 int64_t product_columns(int64_t n) { return (n + kProductColumns - 1) / kProductColumns * kProductColumns; }
 
 // How one image's tensors and a block's buffers are laid out. The input is copied channels-last with each
-// weight group padded to padded_channels (zeros); rows hold, per weight group, taps x padded_channels
-// columns and zero columns up to group_columns, a whole number of product tiles.
+// weight group padded to padded_channels (zeros); rows hold, per weight group, its tap columns (taps x
+// padded_channels) and unused columns up to group_columns, so that a row gradient, the one product output
+// as wide as a row, is a whole number of product tiles wide.
 struct Layout {
   const DeformGeometry& g;
   int64_t groups, group_channels, padded_channels, group_columns;
@@ -73,7 +74,7 @@ struct Layout {
         groups(geometry.channels / weight_group_channels),
         group_channels(weight_group_channels),
         padded_channels(padded_group_channels(weight_group_channels)),
-        group_columns(product_columns(geometry.taps() * padded_channels)),
+        group_columns(product_columns(tap_columns())),
         runs(geometry.offset_groups) {
     // Computed once so that the sampling loops divide nothing.
     const int64_t offset_group_channels = g.channels / g.offset_groups;
@@ -100,9 +101,11 @@ struct Layout {
     return run.weight_group * (group_columns - padded_channels) + k * padded_channels;
   }
   int64_t row_size() const { return groups * group_columns; }
-  // A weight group's (tap, channel) columns in a row: (taps, padded channels) of a (..., group columns) tensor.
+  // The columns of a weight group that hold samples, the first of its group_columns.
+  int64_t tap_columns() const { return g.taps() * padded_channels; }
+  // A weight group's tap columns as (taps, padded channels), of a tensor whose last dimension has them first.
   at::Tensor tap_channels(const at::Tensor& t) const {
-    return t.narrow(-1, 0, g.taps() * padded_channels).unflatten(-1, {g.taps(), padded_channels});
+    return t.narrow(-1, 0, tap_columns()).unflatten(-1, {g.taps(), padded_channels});
   }
 };
 
@@ -438,11 +441,11 @@ at::Tensor padded_channels_last(const at::Tensor& input, const Layout& layout) {
   return padded;
 }
 
-// Where element (i, j, 0, ...) of a tensor is: indexing ops (select) per block cost as much as a small
-// block's products.
+// Where element (i, j, 0, ...) of a tensor of two or more dimensions is: indexing ops (select) per block
+// cost as much as a small block's products.
 template <typename T>
 T* element(const at::Tensor& t, int64_t i, int64_t j = 0) {
-  return t.data_ptr<T>() + i * t.stride(0) + (j ? j * t.stride(1) : 0);
+  return t.data_ptr<T>() + i * t.stride(0) + j * t.stride(1);
 }
 
 // What the forward and the backward share: the tensors in the layouts the loops read, and the blocks of
@@ -476,10 +479,9 @@ struct BlockedConv {
 
   // Buffers of `block` rows of `columns` for every thread (element(buffers, thread) is one), allocated once per
   // call: a fresh buffer per block costs a page fault per 4 KiB whenever the allocator has handed its memory
-  // back. `zeroed` where a product reads padding columns that nothing writes.
-  at::Tensor thread_buffers(int64_t columns, bool zeroed = false) const {
-    const std::vector<int64_t> sizes{at::get_num_threads(), block, columns};
-    return zeroed ? at::zeros(sizes, input.options()) : at::empty(sizes, input.options());
+  // back.
+  at::Tensor thread_buffers(int64_t columns) const {
+    return at::empty({at::get_num_threads(), block, columns}, input.options());
   }
 
   // Samples image b's rows of pixels [first, first + count) into `rows`.
@@ -501,11 +503,11 @@ at::Tensor deform_conv2d_forward(const at::Tensor& input, const at::Tensor& offs
   const Layout& layout = conv.layout;
   const int64_t pixels = g.pixels();
   auto output = at::empty({input.size(0), weight.size(0), pixels}, input.options());
-  // (groups, group columns, padded out): the products' right-hand side, one weight row per column of a row.
-  auto weights = at::zeros({layout.groups, layout.group_columns, conv.padded_out}, weight.options());
-  weights.narrow(2, 0, conv.group_out).copy_(weight_rows(weight, layout).transpose(1, 2));
-  const bool padded_rows = layout.group_columns > g.taps() * layout.padded_channels;
-  const auto thread_rows = conv.thread_buffers(layout.row_size(), padded_rows);
+  // (groups, tap columns, padded out): the products' right-hand side, one weight row per tap column.
+  auto weights = at::zeros({layout.groups, layout.tap_columns(), conv.padded_out}, weight.options());
+  weights.narrow(2, 0, conv.group_out)
+      .copy_(weight_rows(weight, layout).narrow(2, 0, layout.tap_columns()).transpose(1, 2));
+  const auto thread_rows = conv.thread_buffers(layout.row_size());
   const auto thread_sums = conv.thread_buffers(conv.padded_out);
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "deform_conv2d_forward", [&] {
     conv.for_each_block([&](int64_t thread, int64_t b, int64_t first, int64_t count) {
@@ -514,7 +516,7 @@ at::Tensor deform_conv2d_forward(const at::Tensor& input, const at::Tensor& offs
       conv.sample<scalar_t>(b, first, count, rows);
       for (int64_t group = 0; group < layout.groups; ++group) {
         // (count, padded out) = rows @ weights, then transposed into the image's output columns.
-        small_gemm<scalar_t>(count, conv.padded_out, layout.group_columns,
+        small_gemm<scalar_t>(count, conv.padded_out, layout.tap_columns(),
                              {rows + group * layout.group_columns, layout.row_size(), 1},
                              element<scalar_t>(weights, group), conv.padded_out, sums, conv.padded_out, false);
         scalar_t* out = element<scalar_t>(output, b, group * conv.group_out) + first;
@@ -540,8 +542,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_conv2d_backwar
   // Blocks of different threads scatter into the same input pixels: each thread sums into its own copy.
   const int64_t threads = at::get_num_threads(), image_pixels = g.height * g.width;
   auto grad_input = at::zeros({threads, batch, (image_pixels + kSparePixels) * pixel_size}, input.options());
-  // Transposed, (group columns, padded out) per group: the block's rows are the products' left-hand side.
-  auto grad_weights = at::zeros({threads, groups, layout.group_columns, padded_out}, input.options());
+  // Transposed, (tap columns, padded out) per group: the block's rows are the products' left-hand side.
+  auto grad_weights = at::zeros({threads, groups, layout.tap_columns(), padded_out}, input.options());
   // Every element of these is written.
   auto grad_offset = at::empty_like(conv.offset);
   auto grad_mask = mask.defined() ? at::empty_like(conv.mask) : at::empty({0}, input.options());
@@ -571,8 +573,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_conv2d_backwar
                                   element<scalar_t>(grad_input, thread, b), element<scalar_t>(grad_offset, b),
                                   mask.defined() ? element<scalar_t>(grad_mask, b) : nullptr);
       for (int64_t group = 0; group < groups; ++group) {
-        // (group columns, padded out) += rows^T @ block gradient.
-        small_gemm<scalar_t>(layout.group_columns, padded_out, count,
+        // (tap columns, padded out) += rows^T @ block gradient.
+        small_gemm<scalar_t>(layout.tap_columns(), padded_out, count,
                              {rows + group * layout.group_columns, 1, layout.row_size()},
                              grad_block + group * conv.block * padded_out, padded_out,
                              element<scalar_t>(grad_weights, thread, group), padded_out, true);
@@ -585,7 +587,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_conv2d_backwar
                                    .narrow(4, 0, layout.group_channels)
                                    .permute({0, 3, 4, 1, 2})
                                    .reshape(input.sizes());
-  // (groups, group columns, padded out) -> (groups, group out, channels, taps).
+  // (groups, tap columns, padded out) -> (groups, group out, channels, taps).
   const auto grad_weight = layout.tap_channels(grad_weights.sum(0).transpose(1, 2))
                                .narrow(1, 0, group_out)
                                .narrow(3, 0, layout.group_channels)
