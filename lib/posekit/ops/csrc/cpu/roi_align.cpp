@@ -1,12 +1,12 @@
 // CPU RoIAlign on channels-last copies: forward parallel over boxes, backward over channel blocks.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <vector>
 
 #include "../ops.h"
 #include "../sampling.h"
-#include "parallel.h"
 
 namespace posekit {
 namespace cpu {
@@ -56,20 +56,22 @@ struct BoxSamples {
 template <typename T>
 void forward(const T* input, const T* rois, int64_t num_rois, T spatial_scale, const PoolShape& s, T* output) {
   const int64_t bins = int64_t(s.pooled_h) * s.pooled_w;
-  parallel_items(num_rois, [&](int64_t r) {
+  at::parallel_for(0, num_rois, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> pooled(s.channels);
-    const BoxSamples<T> box(rois + 5 * r, spatial_scale, s);
-    const T* image = input + static_cast<int64_t>(box.grid.batch_index) * s.height * s.width * s.channels;
-    for (int ph = 0; ph < s.pooled_h; ++ph) {
-      for (int pw = 0; pw < s.pooled_w; ++pw) {
-        std::fill(pooled.begin(), pooled.end(), T(0));
-        T* out = pooled.data();
-        box.for_each_tap(ph, pw, s.width, [&](int index, T weight) {
-          const T* pixel = image + static_cast<int64_t>(index) * s.channels;
-          for (int c = 0; c < s.channels; ++c) out[c] += weight * pixel[c];
-        });
-        T* box_out = output + r * s.channels * bins + ph * s.pooled_w + pw;
-        for (int c = 0; c < s.channels; ++c) box_out[c * bins] = out[c];
+    for (int64_t r = begin; r < end; ++r) {
+      const BoxSamples<T> box(rois + 5 * r, spatial_scale, s);
+      const T* image = input + static_cast<int64_t>(box.grid.batch_index) * s.height * s.width * s.channels;
+      for (int ph = 0; ph < s.pooled_h; ++ph) {
+        for (int pw = 0; pw < s.pooled_w; ++pw) {
+          std::fill(pooled.begin(), pooled.end(), T(0));
+          T* out = pooled.data();
+          box.for_each_tap(ph, pw, s.width, [&](int index, T weight) {
+            const T* pixel = image + static_cast<int64_t>(index) * s.channels;
+            for (int c = 0; c < s.channels; ++c) out[c] += weight * pixel[c];
+          });
+          T* box_out = output + r * s.channels * bins + ph * s.pooled_w + pw;
+          for (int c = 0; c < s.channels; ++c) box_out[c * bins] = out[c];
+        }
       }
     }
   });
@@ -90,9 +92,9 @@ void backward(const at::Tensor& grad_output, const T* rois, int64_t num_rois, T 
   const T* grad_data = grad_output.data_ptr<T>();
   const int64_t box_step = grad_output.stride(0), channel_step = grad_output.stride(1);
   const int64_t row_step = grad_output.stride(2), column_step = grad_output.stride(3);
-  parallel_items(blocks, [&](int64_t block) {
-    const int first = static_cast<int>(block * kChannelBlock);
-    const int last = static_cast<int>(std::min<int64_t>((block + 1) * kChannelBlock, s.channels));
+  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+    const int first = static_cast<int>(begin * kChannelBlock);
+    const int last = static_cast<int>(std::min<int64_t>(end * kChannelBlock, s.channels));
     std::vector<T> bin_grad(last - first);  // one bin's gradient for channels [first, last)
     T* grad = bin_grad.data();
     for (int64_t r = 0; r < num_rois; ++r) {
