@@ -464,14 +464,13 @@ at::Tensor padded_channels_last(const at::Tensor& input_, const Layout& layout) 
     for_each_pixel_tile(batch, pixels, [&](int64_t b, int64_t first, int64_t count) {
       scalar_t* tile = to + (b * (pixels + kSparePixels) + first) * pixel_size;
       for (int64_t group = 0; group < layout.groups; ++group) {
-        for (int64_t c = 0; c < layout.padded_channels; ++c) {
-          scalar_t* out = tile + group * layout.padded_channels + c;
-          if (c >= group_channels) {
-            for (int64_t p = 0; p < count; ++p) out[p * pixel_size] = 0;
-            continue;
-          }
+        scalar_t* group_tile = tile + group * layout.padded_channels;
+        for (int64_t c = 0; c < group_channels; ++c) {
           const scalar_t* plane = from + (b * channels + group * group_channels + c) * pixels + first;
-          for (int64_t p = 0; p < count; ++p) out[p * pixel_size] = plane[p];
+          for (int64_t p = 0; p < count; ++p) group_tile[p * pixel_size + c] = plane[p];
+        }
+        for (int64_t c = group_channels; c < layout.padded_channels; ++c) {
+          for (int64_t p = 0; p < count; ++p) group_tile[p * pixel_size + c] = 0;
         }
       }
     });
