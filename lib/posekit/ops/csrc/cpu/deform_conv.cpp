@@ -232,6 +232,42 @@ void for_each_tap(const DeformGeometry& g, const T* offset, const T* mask, int64
   }
 }
 
+// One sample in the forward: its four corners' input pixels and their weights (mask included).
+template <typename T>
+struct BilinearSample {
+  const T* corner[4];
+  T weight[4];
+
+  // Writes channels [begin, end) of the sample into `out`.
+  void write(T* __restrict__ out, int64_t begin, int64_t end) const {
+#ifdef POSEKIT_AVX2
+    if constexpr (std::is_same_v<T, float>) {
+      if ((end - begin) % 8 == 0) return write_vectors(out, begin, end);
+    }
+#endif
+    const T *__restrict__ c0 = corner[0], *__restrict__ c1 = corner[1];
+    const T *__restrict__ c2 = corner[2], *__restrict__ c3 = corner[3];
+    for (int64_t c = begin; c < end; ++c) {
+      out[c] = weight[0] * c0[c] + weight[1] * c1[c] + weight[2] * c2[c] + weight[3] * c3[c];
+    }
+  }
+
+#ifdef POSEKIT_AVX2
+  // write() for float channels in vectors of 8: GCC left the loop above scalar (a sixth of the forward's
+  // instructions for DEKR's runs of 16 channels).
+  void write_vectors(float* out, int64_t begin, int64_t end) const {
+    const __m256 w0 = _mm256_set1_ps(weight[0]), w1 = _mm256_set1_ps(weight[1]);
+    const __m256 w2 = _mm256_set1_ps(weight[2]), w3 = _mm256_set1_ps(weight[3]);
+    for (int64_t c = begin; c < end; c += 8) {
+      __m256 sum = _mm256_mul_ps(w0, _mm256_loadu_ps(corner[0] + c));
+      sum = _mm256_fmadd_ps(w1, _mm256_loadu_ps(corner[1] + c), sum);
+      sum = _mm256_fmadd_ps(w2, _mm256_loadu_ps(corner[2] + c), sum);
+      _mm256_storeu_ps(out + c, _mm256_fmadd_ps(w3, _mm256_loadu_ps(corner[3] + c), sum));
+    }
+  }
+#endif
+};
+
 // Rows of pixels [first, first + count): the modulated bilinear samples of a channels-last image (H, W, C),
 // one tap at a time: the tap's corners for all the pixels, then their channels into the rows.
 template <typename T>
@@ -241,16 +277,15 @@ void sample_rows(const T* input, const T* offset, const T* mask, const Layout& l
   for_each_tap<T, false>(layout.g, offset, mask, first, count,
                          [&](int64_t group, int64_t k, int64_t, const TapCorners<T>& corners) {
     for (int64_t r = 0; r < count; ++r) {
-      const T w0 = corners.weight[0][r], w1 = corners.weight[1][r];
-      const T w2 = corners.weight[2][r], w3 = corners.weight[3][r];
-      const T* c0 = input + int64_t(corners.index[0][r]) * channels;
-      const T* c1 = input + int64_t(corners.index[1][r]) * channels;
-      const T* c2 = input + int64_t(corners.index[2][r]) * channels;
-      const T* c3 = input + int64_t(corners.index[3][r]) * channels;
+      BilinearSample<T> sample;
+      for (int q = 0; q < 4; ++q) {
+        sample.corner[q] = input + int64_t(corners.index[q][r]) * channels;
+        sample.weight[q] = corners.weight[q][r];
+      }
       for (const auto& run : layout.runs[group]) {
         T* out = rows + r * layout.row_size() + layout.row_offset(run, k);
         if (r + kPrefetchRows < count) prefetch(out + kPrefetchRows * layout.row_size(), true);
-        for (int64_t c = run.begin; c < run.end; ++c) out[c] = w0 * c0[c] + w1 * c1[c] + w2 * c2[c] + w3 * c3[c];
+        sample.write(out, run.begin, run.end);
       }
     }
   });
