@@ -232,62 +232,72 @@ void for_each_tap(const DeformGeometry& g, const T* offset, const T* mask, int64
   }
 }
 
-// One sample in the forward: its four corners' input pixels and their weights (mask included).
+#ifdef POSEKIT_AVX2
+// sample_tap_rows for float when the offset group's channels are one run of whole vectors of 8 (DEKR's 15
+// channels padded to 16): GCC left the generic channel loop scalar, and its run list and per-sample
+// bookkeeping cost as much again.
+__attribute__((noinline)) void sample_tap_rows_vectors(const Layout& layout, const ChannelRun& run, int64_t k,
+                                                       const TapCorners<float>& corners, int64_t count,
+                                                       const float* input, float* rows) {
+  const int64_t channels = layout.pixel_size(), row_size = layout.row_size(), width = run.end - run.begin;
+  const int32_t *i0 = corners.index[0].data(), *i1 = corners.index[1].data();
+  const int32_t *i2 = corners.index[2].data(), *i3 = corners.index[3].data();
+  const float *w0 = corners.weight[0].data(), *w1 = corners.weight[1].data();
+  const float *w2 = corners.weight[2].data(), *w3 = corners.weight[3].data();
+  input += run.begin;
+  rows += layout.row_offset(run, k) + run.begin;
+  for (int64_t r = 0; r < count; ++r, rows += row_size) {
+    if (r + kPrefetchRows < count) prefetch(rows + kPrefetchRows * row_size, true);
+    const float *c0 = input + i0[r] * channels, *c1 = input + i1[r] * channels;
+    const float *c2 = input + i2[r] * channels, *c3 = input + i3[r] * channels;
+    const __m256 weight0 = _mm256_set1_ps(w0[r]), weight1 = _mm256_set1_ps(w1[r]);
+    const __m256 weight2 = _mm256_set1_ps(w2[r]), weight3 = _mm256_set1_ps(w3[r]);
+    for (int64_t c = 0; c < width; c += 8) {
+      __m256 sum = _mm256_mul_ps(weight0, _mm256_loadu_ps(c0 + c));
+      sum = _mm256_fmadd_ps(weight1, _mm256_loadu_ps(c1 + c), sum);
+      sum = _mm256_fmadd_ps(weight2, _mm256_loadu_ps(c2 + c), sum);
+      _mm256_storeu_ps(rows + c, _mm256_fmadd_ps(weight3, _mm256_loadu_ps(c3 + c), sum));
+    }
+  }
+}
+#endif
+
+// Writes tap k of offset group `group` into the rows of `count` pixels: the bilinear samples at its corners.
 template <typename T>
-struct BilinearSample {
-  const T* corner[4];
-  T weight[4];
-
-  // Writes channels [begin, end) of the sample into `out`.
-  void write(T* __restrict__ out, int64_t begin, int64_t end) const {
+void sample_tap_rows(const Layout& layout, int64_t group, int64_t k, const TapCorners<T>& corners, int64_t count,
+                     const T* input, T* rows) {
 #ifdef POSEKIT_AVX2
-    if constexpr (std::is_same_v<T, float>) {
-      if ((end - begin) % 8 == 0) return write_vectors(out, begin, end);
-    }
-#endif
-    const T *__restrict__ c0 = corner[0], *__restrict__ c1 = corner[1];
-    const T *__restrict__ c2 = corner[2], *__restrict__ c3 = corner[3];
-    for (int64_t c = begin; c < end; ++c) {
-      out[c] = weight[0] * c0[c] + weight[1] * c1[c] + weight[2] * c2[c] + weight[3] * c3[c];
-    }
-  }
-
-#ifdef POSEKIT_AVX2
-  // write() for float channels in vectors of 8: GCC left the loop above scalar (a sixth of the forward's
-  // instructions for DEKR's runs of 16 channels).
-  void write_vectors(float* out, int64_t begin, int64_t end) const {
-    const __m256 w0 = _mm256_set1_ps(weight[0]), w1 = _mm256_set1_ps(weight[1]);
-    const __m256 w2 = _mm256_set1_ps(weight[2]), w3 = _mm256_set1_ps(weight[3]);
-    for (int64_t c = begin; c < end; c += 8) {
-      __m256 sum = _mm256_mul_ps(w0, _mm256_loadu_ps(corner[0] + c));
-      sum = _mm256_fmadd_ps(w1, _mm256_loadu_ps(corner[1] + c), sum);
-      sum = _mm256_fmadd_ps(w2, _mm256_loadu_ps(corner[2] + c), sum);
-      _mm256_storeu_ps(out + c, _mm256_fmadd_ps(w3, _mm256_loadu_ps(corner[3] + c), sum));
+  if constexpr (std::is_same_v<T, float>) {
+    const auto& runs = layout.runs[group];
+    if (runs.size() == 1 && (runs[0].end - runs[0].begin) % 8 == 0) {
+      return sample_tap_rows_vectors(layout, runs[0], k, corners, count, input, rows);
     }
   }
 #endif
-};
+  const int64_t channels = layout.pixel_size();
+  for (int64_t r = 0; r < count; ++r) {
+    const T w0 = corners.weight[0][r], w1 = corners.weight[1][r];
+    const T w2 = corners.weight[2][r], w3 = corners.weight[3][r];
+    const T* c0 = input + int64_t(corners.index[0][r]) * channels;
+    const T* c1 = input + int64_t(corners.index[1][r]) * channels;
+    const T* c2 = input + int64_t(corners.index[2][r]) * channels;
+    const T* c3 = input + int64_t(corners.index[3][r]) * channels;
+    for (const auto& run : layout.runs[group]) {
+      T* out = rows + r * layout.row_size() + layout.row_offset(run, k);
+      if (r + kPrefetchRows < count) prefetch(out + kPrefetchRows * layout.row_size(), true);
+      for (int64_t c = run.begin; c < run.end; ++c) out[c] = w0 * c0[c] + w1 * c1[c] + w2 * c2[c] + w3 * c3[c];
+    }
+  }
+}
 
 // Rows of pixels [first, first + count): the modulated bilinear samples of a channels-last image (H, W, C),
 // one tap at a time: the tap's corners for all the pixels, then their channels into the rows.
 template <typename T>
 void sample_rows(const T* input, const T* offset, const T* mask, const Layout& layout, int64_t first, int64_t count,
                  T* rows) {
-  const int64_t channels = layout.pixel_size();
   for_each_tap<T, false>(layout.g, offset, mask, first, count,
                          [&](int64_t group, int64_t k, int64_t, const TapCorners<T>& corners) {
-    for (int64_t r = 0; r < count; ++r) {
-      BilinearSample<T> sample;
-      for (int q = 0; q < 4; ++q) {
-        sample.corner[q] = input + int64_t(corners.index[q][r]) * channels;
-        sample.weight[q] = corners.weight[q][r];
-      }
-      for (const auto& run : layout.runs[group]) {
-        T* out = rows + r * layout.row_size() + layout.row_offset(run, k);
-        if (r + kPrefetchRows < count) prefetch(out + kPrefetchRows * layout.row_size(), true);
-        sample.write(out, run.begin, run.end);
-      }
-    }
+    sample_tap_rows(layout, group, k, corners, count, input, rows);
   });
 }
 
