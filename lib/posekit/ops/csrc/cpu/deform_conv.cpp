@@ -670,6 +670,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_conv2d_backwar
   const int64_t groups = layout.groups, group_out = conv.group_out, padded_out = conv.padded_out;
   // A view where it can be one: autograd hands the gradient of a sum over as one expanded value.
   const auto grad = grad_output.flatten(2);
+  const int64_t grad_channel_step = grad.stride(1), grad_pixel_step = grad.stride(2);
   const auto weights = weight_rows(weight, layout);
   // Blocks of different threads scatter into the same input pixels: each thread sums into its own copy, which
   // it zeroes itself before its first block (in parallel, and only the threads that get blocks).
@@ -694,12 +695,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_conv2d_backwar
       scalar_t* grad_rows = element<scalar_t>(thread_grad_rows, thread);
       // The block's output gradient, (groups, count, padded out): transposed so that products read it in order.
       scalar_t* grad_block = element<scalar_t>(thread_grad_block, thread);
-      const scalar_t* grad_image = element<scalar_t>(grad, b) + first * grad.stride(2);
+      const scalar_t* grad_image = element<scalar_t>(grad, b) + first * grad_pixel_step;
       for (int64_t group = 0; group < groups; ++group) {
         scalar_t* group_grad = grad_block + group * conv.block * padded_out;
         for (int64_t o = 0; o < group_out; ++o) {
-          const scalar_t* from = grad_image + (group * group_out + o) * grad.stride(1);
-          for (int64_t r = 0; r < count; ++r) group_grad[r * padded_out + o] = from[r * grad.stride(2)];
+          const scalar_t* from = grad_image + (group * group_out + o) * grad_channel_step;
+          for (int64_t r = 0; r < count; ++r) group_grad[r * padded_out + o] = from[r * grad_pixel_step];
         }
         // (count, group columns) = block gradient @ weights.
         small_gemm<scalar_t>(count, layout.group_columns, group_out, {group_grad, padded_out, 1},
