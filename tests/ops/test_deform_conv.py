@@ -205,10 +205,10 @@ def test_float32_and_non_contiguous_inputs():
     torch.testing.assert_close(out.double(), expected, rtol=1e-4, atol=1e-4)
 
 
-# Offset groups of 16 channels (DEKR's 15 padded to 16) and of 8 take the CPU kernel's float32 vector path;
-# runs of 3 channels its scalar loop.
+# Offset groups of 16 channels (DEKR's 15 padded to 16) and of 8 take the CPU kernel's float32 vector paths
+# (forward and backward); runs of 3 channels its scalar loops.
 @pytest.mark.parametrize("name", ["many_blocks", "crossing_groups", "eight_channel_runs"])
-def test_float32_gradients_match_float64_reference(name):
+def test_float32_outputs_and_gradients_match_float64_reference(name):
     args, geometry = make_case(*CASES[name], seed=7)
     leaves = {k: v for k, v in args.items() if v is not None}
     single = {k: v.float().requires_grad_() for k, v in leaves.items()}
@@ -216,6 +216,7 @@ def test_float32_gradients_match_float64_reference(name):
     out = deform_conv2d(**single, **geometry)
     expected = slow_deform_conv2d(double["input"], double["offset"], double["weight"], double["bias"],
                                   geometry["stride"], geometry["padding"], geometry["dilation"], double["mask"])
+    torch.testing.assert_close(out.double(), expected, rtol=1e-4, atol=1e-4)
     grad_out = torch.randn(expected.shape, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
     grads = torch.autograd.grad(out, list(single.values()), grad_out.float())
     expected_grads = torch.autograd.grad(expected, list(double.values()), grad_out)
