@@ -375,7 +375,6 @@ struct SampleGrads {
     }
     return {y, x, value};
   }
-
 };
 
 #ifdef POSEKIT_AVX2
@@ -514,21 +513,22 @@ T* element(const at::Tensor& t, int64_t i, int64_t j = 0) {
   return t.data_ptr<T>() + i * t.stride(0) + j * t.stride(1);
 }
 
-// Calls visit(image, first pixel, pixel count) for tiles of kPixelsPerTile of each image's `pixels`, on
-// worker threads. The layout changes between NCHW and padded channels-last go tile by tile: a tile's
+// Calls visit(image, first pixel, pixel count) for every stretch of `length` consecutive pixels of `batch`
+// images of `pixels` pixels each, on worker threads.
+template <typename Visit>
+void for_each_stretch(int64_t batch, int64_t pixels, int64_t length, Visit&& visit) {
+  const int64_t stretches = (pixels + length - 1) / length;
+  parallel_items(batch * stretches, [&](int64_t item) {
+    const int64_t first = (item % stretches) * length;
+    visit(item / stretches, first, std::min(length, pixels - first));
+  });
+}
+
+// The layout changes between NCHW and padded channels-last go in tiles of this many pixels: a tile's
 // channels-last pixels (16 KiB of DEKR's floats) stay in the L1 cache while its stretch of every channel
 // plane is read or written in order. ATen's strided copy between the two layouts took 0.5 ms per call on
 // DEKR's 15 x 128 x 128 input, these about 0.2 ms.
 constexpr int64_t kPixelsPerTile = 256;
-
-template <typename Visit>
-void for_each_pixel_tile(int64_t batch, int64_t pixels, Visit&& visit) {
-  const int64_t tiles = (pixels + kPixelsPerTile - 1) / kPixelsPerTile;
-  parallel_items(batch * tiles, [&](int64_t item) {
-    const int64_t first = (item % tiles) * kPixelsPerTile;
-    visit(item / tiles, first, std::min(kPixelsPerTile, pixels - first));
-  });
-}
 
 // The input (N, C, H, W) as (N, H * W + kSparePixels, groups, padded channels), zero in the channel padding
 // and the spare pixels.
@@ -541,7 +541,7 @@ at::Tensor padded_channels_last(const at::Tensor& input_, const Layout& layout) 
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "padded_channels_last", [&] {
     const scalar_t* from = input.data_ptr<scalar_t>();
     scalar_t* to = padded.data_ptr<scalar_t>();
-    for_each_pixel_tile(batch, pixels, [&](int64_t b, int64_t first, int64_t count) {
+    for_each_stretch(batch, pixels, kPixelsPerTile, [&](int64_t b, int64_t first, int64_t count) {
       scalar_t* tile = to + (b * (pixels + kSparePixels) + first) * pixel_size;
       for (int64_t group = 0; group < layout.groups; ++group) {
         scalar_t* group_tile = tile + group * layout.padded_channels;
@@ -571,7 +571,7 @@ at::Tensor sum_to_nchw(const at::Tensor& thread_grads, const std::vector<char>& 
       if (used[t]) copies.push_back(element<scalar_t>(thread_grads, t));
     }
     scalar_t* to = grad.data_ptr<scalar_t>();
-    for_each_pixel_tile(batch, pixels, [&](int64_t b, int64_t first, int64_t count) {
+    for_each_stretch(batch, pixels, kPixelsPerTile, [&](int64_t b, int64_t first, int64_t count) {
       for (int64_t channel = 0; channel < channels; ++channel) {
         const int64_t at = (b * (pixels + kSparePixels) + first) * pixel_size + layout.padded_index(channel);
         scalar_t* __restrict__ plane = to + (b * channels + channel) * pixels + first;
@@ -590,7 +590,7 @@ at::Tensor sum_to_nchw(const at::Tensor& thread_grads, const std::vector<char>& 
 // pixels they work in.
 struct BlockedConv {
   Layout layout;
-  int64_t group_out, padded_out, block, blocks;  // padded_out: group_out rounded up to product columns
+  int64_t group_out, padded_out, block;  // padded_out: group_out rounded up to product columns
   at::Tensor input, offset, mask;  // input padded channels-last; mask undefined when absent
 
   BlockedConv(const at::Tensor& input_, const at::Tensor& offset_, const at::Tensor& weight, const at::Tensor& mask_,
@@ -599,7 +599,6 @@ struct BlockedConv {
         group_out(weight.size(0) / layout.groups),
         padded_out(product_columns(group_out)),
         block(std::clamp<int64_t>(kColumnsPerBlock / layout.row_size(), 16, 1024)),
-        blocks((g.pixels() + block - 1) / block),
         input(padded_channels_last(input_, layout)),
         offset(offset_.contiguous()),
         mask(mask_.defined() ? mask_.contiguous() : mask_) {}
@@ -607,9 +606,8 @@ struct BlockedConv {
   // Calls visit(thread, image, first pixel, pixel count) for every block, on worker threads.
   template <typename Visit>
   void for_each_block(Visit&& visit) const {
-    parallel_items(input.size(0) * blocks, [&](int64_t item) {
-      const int64_t first = (item % blocks) * block;
-      visit(int64_t(at::get_thread_num()), item / blocks, first, std::min(block, layout.g.pixels() - first));
+    for_each_stretch(input.size(0), layout.g.pixels(), block, [&](int64_t b, int64_t first, int64_t count) {
+      visit(int64_t(at::get_thread_num()), b, first, count);
     });
   }
 
