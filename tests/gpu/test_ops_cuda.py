@@ -73,6 +73,27 @@ def test_roi_align_cuda_matches_cpu(dtype, aligned, sampling_ratio):
     assert_all_close(got, want, TOLERANCE[dtype])
 
 
+def test_roi_align_cuda_addresses_maps_past_2_31_elements():
+    """A half-precision map of 2**31 + 2**21 elements takes the 64-bit offsets: its last channels pool, and
+    take gradients, as the same channels cut out and run on the CPU."""
+    channels, tail = 2048, 3
+    features = torch.randn(1, channels, 1024, 1025, device="cuda", dtype=torch.float16)
+    assert features.numel() > 2**31
+    generator = torch.Generator().manual_seed(3)
+    corner = torch.rand(16, 2, generator=generator) * 900
+    rois = torch.cat([torch.zeros(16, 1), corner, corner + 5 + torch.rand(16, 2, generator=generator) * 100], dim=1)
+    rois = rois.half()
+    x = features.requires_grad_()
+    got = ops.roi_align(x, rois.cuda(), 7, 1.0, 2, True)
+    got[:, -tail:].float().sum().backward()
+    crop = features[:, -tail:].detach().double().cpu().requires_grad_()
+    want = ops.roi_align(crop, rois.double(), 7, 1.0, 2, True)
+    want.sum().backward()
+    assert_all_close([got[:, -tail:].double().cpu(), x.grad[:, -tail:].double().cpu()], [want, crop.grad],
+                     TOLERANCE[torch.float16])
+    assert not x.grad[:, :-tail].any()
+
+
 @pytest.mark.parametrize("count", [5, 70, 300])
 def test_nms_and_oks_nms_cuda_match_cpu(count):
     generator = torch.Generator().manual_seed(count)

@@ -79,11 +79,13 @@ struct RoiGrid {
   int batch_index;
   T start_y, start_x, bin_h, bin_w;
   int grid_h, grid_w;
-  T inverse_count;  // 1 / samples averaged per bin: a multiply per tap, not a division
+  // Sample spacing (bin / samples per bin) and 1 / samples averaged per bin: multiplies, not divisions, per
+  // sample and per tap (coordinates differ from dividing each time by rounding only).
+  T step_y, step_x, inverse_count;
 
   // Coordinate of sample i of bin p along y (or x).
-  C10_HOST_DEVICE T y(int p, int i) const { return start_y + p * bin_h + (i + T(0.5)) * bin_h / T(grid_h); }
-  C10_HOST_DEVICE T x(int p, int i) const { return start_x + p * bin_w + (i + T(0.5)) * bin_w / T(grid_w); }
+  C10_HOST_DEVICE T y(int p, int i) const { return start_y + p * bin_h + (i + T(0.5)) * step_y; }
+  C10_HOST_DEVICE T x(int p, int i) const { return start_x + p * bin_w + (i + T(0.5)) * step_x; }
 };
 
 // roi is (batch index, x1, y1, x2, y2) in image coordinates.
@@ -109,6 +111,8 @@ C10_HOST_DEVICE inline RoiGrid<T> make_roi_grid(const Scalar* roi, T spatial_sca
   // Inverted boxes in aligned mode have no samples and pool to zero.
   grid.grid_h = grid.grid_h > 0 ? grid.grid_h : 0;
   grid.grid_w = grid.grid_w > 0 ? grid.grid_w : 0;
+  grid.step_y = grid.bin_h / T(grid.grid_h > 0 ? grid.grid_h : 1);
+  grid.step_x = grid.bin_w / T(grid.grid_w > 0 ? grid.grid_w : 1);
   const int count = grid.grid_h * grid.grid_w;
   grid.inverse_count = T(1) / T(count > 0 ? count : 1);
   return grid;
@@ -122,13 +126,16 @@ C10_HOST_DEVICE inline void for_each_bin_tap(const RoiGrid<T>& grid, int width, 
   for (int iy = 0; iy < grid.grid_h; ++iy) {
     const AxisSample<T> sy = y_sample(iy);
     if (!sy.valid) continue;
+    const int top = sy.low * width, bottom = sy.high * width;
+    // The 1 / count average rides on the row weights: one multiply per tap instead of two.
+    const T top_weight = sy.low_weight * grid.inverse_count, bottom_weight = sy.high_weight * grid.inverse_count;
     for (int ix = 0; ix < grid.grid_w; ++ix) {
       const AxisSample<T> sx = x_sample(ix);
       if (!sx.valid) continue;
-      visit(sy.low * width + sx.low, sy.low_weight * sx.low_weight * grid.inverse_count);
-      visit(sy.low * width + sx.high, sy.low_weight * sx.high_weight * grid.inverse_count);
-      visit(sy.high * width + sx.low, sy.high_weight * sx.low_weight * grid.inverse_count);
-      visit(sy.high * width + sx.high, sy.high_weight * sx.high_weight * grid.inverse_count);
+      visit(top + sx.low, top_weight * sx.low_weight);
+      visit(top + sx.high, top_weight * sx.high_weight);
+      visit(bottom + sx.low, bottom_weight * sx.low_weight);
+      visit(bottom + sx.high, bottom_weight * sx.high_weight);
     }
   }
 }

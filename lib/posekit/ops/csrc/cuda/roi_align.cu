@@ -3,6 +3,10 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/cuda/Atomic.cuh>
+#include <ATen/cuda/detail/IntegerDivider.cuh>
+
+#include <algorithm>
+#include <type_traits>
 
 #include "../ops.h"
 #include "../sampling.h"
@@ -17,43 +21,67 @@ struct PoolShape {
   bool aligned;
 };
 
-// Calls visit(plane offset, pixel index, weight) for the bilinear taps of output element `index`.
+// Output element `index` of the (K, C, pooled_h, pooled_w) result as box, channel, row and column.
+template <typename Index>
+struct OutputBin {
+  Index box;
+  int channel, row, column;
+};
+
+// Splits output indices with ATen's multiply-shift dividers where Index is 32-bit: a division by a runtime
+// value costs about 20 instructions otherwise, and there are three per output element.
+template <typename Index>
+struct OutputSplitter {
+  using Word = std::conditional_t<sizeof(Index) == sizeof(int), unsigned int, uint64_t>;
+  at::cuda::detail::IntDivider<Word> columns, rows, channels;
+
+  explicit OutputSplitter(const PoolShape& s) : columns(s.pooled_w), rows(s.pooled_h), channels(s.channels) {}
+
+  __device__ OutputBin<Index> operator()(Index index) const {
+    const auto column = columns.divmod(static_cast<Word>(index));
+    const auto row = rows.divmod(column.div);
+    const auto channel = channels.divmod(row.div);
+    return {static_cast<Index>(channel.div), static_cast<int>(channel.mod), static_cast<int>(row.mod),
+            static_cast<int>(column.mod)};
+  }
+};
+
+// Calls visit(element offset in the (N, C, H, W) map, weight) for the bilinear taps of output element `index`.
+// Offsets are Index-typed, so 32-bit wherever the map allows: one add per tap before the address.
 template <typename T, typename Index, typename Scalar, typename Visit>
-__device__ void for_each_output_tap(Index index, const Scalar* rois, T spatial_scale, const PoolShape& s,
-                                    Visit&& visit) {
-  const int pw = index % s.pooled_w;
-  const int ph = (index / s.pooled_w) % s.pooled_h;
-  const int c = (index / s.pooled_w / s.pooled_h) % s.channels;
-  const Index r = index / s.pooled_w / s.pooled_h / s.channels;
-  const auto grid = make_roi_grid<T>(rois + 5 * r, spatial_scale, s.pooled_h, s.pooled_w, s.sampling_ratio,
+__device__ void for_each_output_tap(Index index, const OutputSplitter<Index>& split, const Scalar* rois,
+                                    T spatial_scale, const PoolShape& s, Visit&& visit) {
+  const OutputBin<Index> bin = split(index);
+  const auto grid = make_roi_grid<T>(rois + 5 * bin.box, spatial_scale, s.pooled_h, s.pooled_w, s.sampling_ratio,
                                      s.aligned);
-  const int64_t plane = (static_cast<int64_t>(grid.batch_index) * s.channels + c) * s.height * s.width;
+  const Index plane = (static_cast<Index>(grid.batch_index) * s.channels + bin.channel) * s.height * s.width;
   for_each_bin_tap(
-      grid, s.width, [&](int iy) { return roi_axis_sample(grid.y(ph, iy), s.height); },
-      [&](int ix) { return roi_axis_sample(grid.x(pw, ix), s.width); },
+      grid, s.width, [&](int iy) { return roi_axis_sample(grid.y(bin.row, iy), s.height); },
+      [&](int ix) { return roi_axis_sample(grid.x(bin.column, ix), s.width); },
       [&](int pixel, T weight) { visit(plane + pixel, weight); });
 }
 
 template <typename Scalar, typename Index>
-__global__ void forward_kernel(Index n, const Scalar* input, const Scalar* rois, at::opmath_type<Scalar> scale,
-                               PoolShape s, Scalar* output) {
+__global__ void forward_kernel(Index n, OutputSplitter<Index> split, const Scalar* __restrict__ input,
+                               const Scalar* rois, at::opmath_type<Scalar> scale, PoolShape s,
+                               Scalar* __restrict__ output) {
   using acc_t = at::opmath_type<Scalar>;
   POSEKIT_GRID_STRIDE_LOOP_T(index, n, Index) {
     acc_t sum = 0;
-    for_each_output_tap<acc_t>(index, rois, scale, s,
-                               [&](int64_t pixel, acc_t weight) { sum += weight * static_cast<acc_t>(input[pixel]); });
+    for_each_output_tap<acc_t>(index, split, rois, scale, s,
+                               [&](Index tap, acc_t weight) { sum += weight * static_cast<acc_t>(input[tap]); });
     output[index] = static_cast<Scalar>(sum);
   }
 }
 
 template <typename Scalar, typename Index>
-__global__ void backward_kernel(Index n, const Scalar* grad_output, const Scalar* rois,
-                               at::opmath_type<Scalar> scale, PoolShape s, Scalar* grad_input) {
+__global__ void backward_kernel(Index n, OutputSplitter<Index> split, const Scalar* grad_output, const Scalar* rois,
+                                at::opmath_type<Scalar> scale, PoolShape s, Scalar* grad_input) {
   using acc_t = at::opmath_type<Scalar>;
   POSEKIT_GRID_STRIDE_LOOP_T(index, n, Index) {
     const acc_t grad = grad_output[index];
-    for_each_output_tap<acc_t>(index, rois, scale, s, [&](int64_t pixel, acc_t weight) {
-      gpuAtomicAdd(grad_input + pixel, static_cast<Scalar>(weight * grad));
+    for_each_output_tap<acc_t>(index, split, rois, scale, s, [&](Index tap, acc_t weight) {
+      gpuAtomicAdd(grad_input + tap, static_cast<Scalar>(weight * grad));
     });
   }
 }
@@ -77,9 +105,10 @@ at::Tensor roi_align(const at::Tensor& input, const at::Tensor& rois, double spa
   const int64_t n = output.numel();
   if (n == 0) return output;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "roi_align", [&] {
-    with_index_type(n, [&](auto index) {
-      forward_kernel<scalar_t, decltype(index)><<<blocks_for(n), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
-          static_cast<decltype(index)>(n), in.data_ptr<scalar_t>(), boxes.data_ptr<scalar_t>(),
+    with_index_type(std::max(n, in.numel()), [&](auto index) {
+      using Index = decltype(index);
+      forward_kernel<scalar_t, Index><<<blocks_for(n), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+          static_cast<Index>(n), OutputSplitter<Index>(shape), in.data_ptr<scalar_t>(), boxes.data_ptr<scalar_t>(),
           static_cast<at::opmath_type<scalar_t>>(spatial_scale), shape, output.data_ptr<scalar_t>());
     });
     C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -98,9 +127,10 @@ at::Tensor roi_align_backward(const at::Tensor& grad_output, const at::Tensor& r
   const int64_t n = grad.numel();
   if (n == 0) return grad_input;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "roi_align_backward", [&] {
-    with_index_type(n, [&](auto index) {
-      backward_kernel<scalar_t, decltype(index)><<<blocks_for(n), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
-          static_cast<decltype(index)>(n), grad.data_ptr<scalar_t>(), boxes.data_ptr<scalar_t>(),
+    with_index_type(std::max(n, grad_input.numel()), [&](auto index) {
+      using Index = decltype(index);
+      backward_kernel<scalar_t, Index><<<blocks_for(n), kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+          static_cast<Index>(n), OutputSplitter<Index>(shape), grad.data_ptr<scalar_t>(), boxes.data_ptr<scalar_t>(),
           static_cast<at::opmath_type<scalar_t>>(spatial_scale), shape, grad_input.data_ptr<scalar_t>());
     });
     C10_CUDA_KERNEL_LAUNCH_CHECK();
