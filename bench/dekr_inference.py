@@ -43,9 +43,10 @@ from posekit.engine.device import configure_cudnn
 from posekit.export import export_dekr
 from posekit.export.runtime import OnnxRuntimeNetwork
 from posekit.inference.cuda_graph import CudaGraphNetwork
-from posekit.inference.dekr import predict_images
-from posekit.inference.resize import get_multi_scale_size, resize_align_multi_scale
-from posekit.models import build_model, build_rescore_net, prepare_for_inference
+from posekit.inference.dekr.pipeline import predict_images
+from posekit.inference.dekr.resize import get_multi_scale_size, resize_align_multi_scale
+from posekit.models import build_model, prepare_for_inference
+from posekit.models.dekr import build_rescore_net
 from posekit.models.complexity import count_macs
 from posekit.models.dekr.adaptive_conv import AdaptBlock
 from posekit.ops import DeformConv2d

@@ -11,7 +11,7 @@ from collections import Counter
 from typing import List, Optional
 
 from posekit.data.annotations import load_json, require_fields, require_list
-from posekit.utils.cli import run_tool
+from posekit.apis.cli import run_tool
 from posekit.utils.errors import DataError
 from posekit.utils.io import atomic_write_json
 

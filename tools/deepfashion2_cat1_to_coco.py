@@ -18,7 +18,7 @@ import numpy as np
 from posekit.data.annotations import load_json, require_fields
 from posekit.data.image_io import read_bytes
 from posekit.data.metadata import DEEPFASHION2_CAT1
-from posekit.utils.cli import run_tool
+from posekit.apis.cli import run_tool
 from posekit.utils.errors import DataError
 from posekit.utils.io import atomic_write_json
 

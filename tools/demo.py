@@ -11,7 +11,7 @@ from typing import Sequence
 
 from posekit.config import load_cfg
 from posekit.engine.training_state import BEST_FILE, CHECKPOINT_FILE
-from posekit.utils.run_dirs import output_dir
+from posekit.engine.run_dirs import output_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_CFG = "experiments/samples/dekr_tiny_coco.yaml"

@@ -9,10 +9,10 @@ import argparse
 import sys
 from typing import List, Optional
 
-from posekit.engine.checkpoint import load_weights
+from posekit.models.checkpoint import load_weights
 from posekit.export import export_dekr
 from posekit.models import build_model
-from posekit.utils.cli import config_parser, load_cfg_from_args, run_tool
+from posekit.apis.cli import config_parser, load_cfg_from_args, run_tool
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:

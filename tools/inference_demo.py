@@ -5,9 +5,9 @@ Usage: python tools/inference_demo.py --cfg experiments/coco/inference_demo_coco
 """
 from typing import List, Optional
 
-from posekit.apis import PoseEstimator
-from posekit.apis.video import FRAMES_PER_BATCH, open_video, run_video_demo
-from posekit.utils.cli import config_parser, load_cfg_from_args, run_tool
+from posekit.apis import family_tools
+from posekit.apis.cli import config_parser, load_cfg_from_args, run_tool
+from posekit.apis.dekr.video import FRAMES_PER_BATCH
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -24,12 +24,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                              f"1 for the official frame-by-frame behaviour)")
     args = parser.parse_args(argv)
     cfg = load_cfg_from_args(args)
-    video = open_video(args.videoFile)  # before the model loads, so a wrong path fails at once
-    outputs = run_video_demo(PoseEstimator(cfg), video, args.outputDir, args.inferenceFps, args.visthre,
-                             show_progress=cfg.TEST.LOG_PROGRESS, batch_size=args.batchSize)
-    print(f"processed {outputs.frames} frames of {args.videoFile}\n"
-          f"  video:  {outputs.video}\n  images: {outputs.pose_dir}/\n"
-          f"  csv:    {outputs.csv}\n  json:   {outputs.json}")
+    print(family_tools(cfg).video_demo(cfg, args))
     return 0
 
 

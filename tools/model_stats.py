@@ -5,9 +5,9 @@ Usage: python tools/model_stats.py --cfg experiments/coco/w32/w32_4x_reg03_bs10_
 """
 from typing import List, Optional
 
-from posekit.models import build_rescore_net
+from posekit.models.dekr import build_rescore_net
 from posekit.models.complexity import count_parameters, model_complexity
-from posekit.utils.cli import config_parser, load_cfg_from_args, run_tool
+from posekit.apis.cli import config_parser, load_cfg_from_args, run_tool
 
 
 def main(argv: Optional[List[str]] = None) -> int:

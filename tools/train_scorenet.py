@@ -12,9 +12,9 @@ from posekit.engine.rescore_training import init_rescore_weights, rescore_traini
 from posekit.engine.rng import seed_everything
 from posekit.engine.training_state import save_torch
 from posekit.evaluation import load_rescore_data
-from posekit.models import build_rescore_net
-from posekit.utils.cli import config_parser, load_cfg_from_args, run_tool
-from posekit.utils.run_dirs import configure_logging
+from posekit.models.dekr import build_rescore_net
+from posekit.apis.cli import config_parser, load_cfg_from_args, run_tool
+from posekit.engine.run_dirs import configure_logging
 
 logger = logging.getLogger("posekit.train_scorenet")
 

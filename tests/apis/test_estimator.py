@@ -6,8 +6,9 @@ import torch
 
 from posekit.apis import PoseEstimator
 from posekit.config import load_cfg
-from posekit.inference.dekr import predict_image
-from posekit.models import build_model, build_rescore_net
+from posekit.inference.dekr.pipeline import predict_image
+from posekit.models import build_model
+from posekit.models.dekr import build_rescore_net
 from posekit.utils.errors import CheckpointError, DataError
 
 # Small inputs keep the tiny model fast on the CPU; the flip test is the pipeline's business, not the API's.

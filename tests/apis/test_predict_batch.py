@@ -6,10 +6,10 @@ import pytest
 from torch import nn
 
 from posekit.apis import PoseEstimator
-from posekit.apis.video import open_video, run_video_demo
+from posekit.apis.dekr.video import open_video, run_video_demo
 from posekit.config import load_cfg
 from posekit.data.image_io import read_rgb
-from posekit.utils.cli import run_tool
+from posekit.apis.cli import run_tool
 
 FAST = ["DATASET.INPUT_SIZE", "128", "DATASET.OUTPUT_SIZE", "32"]
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from posekit.apis.validation import (ExpectedMetric, check_expected_results, evaluation_kind,
+from posekit.apis.dekr.validation import (ExpectedMetric, check_expected_results, evaluation_kind,
                                      ground_truth_subset, parse_expected_results, results_path,
                                      with_default_model_file)
 from posekit.config import load_cfg

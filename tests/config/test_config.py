@@ -168,7 +168,7 @@ def test_data_dir_is_joined_as_the_official_update_config_does(tmp_path):
 def test_tools_report_config_errors_as_one_line_and_exit_2(tmp_path, repo_root):
     """The shared CLI wrapper: no traceback, exit code 2, the message on stderr."""
     path = write(tmp_path, "typo.yaml", "TEST:\n  NMS_THR: 0.1\n")
-    script = ("import sys; from posekit.utils.cli import config_parser, load_cfg_from_args, run_tool\n"
+    script = ("import sys; from posekit.apis.cli import config_parser, load_cfg_from_args, run_tool\n"
               "def main(argv):\n    load_cfg_from_args(config_parser('t').parse_args(argv))\n"
               "run_tool(main)\n")
     env = {"PYTHONPATH": str(repo_root / "lib"), "PATH": "/usr/bin:/bin"}

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from posekit.config import load_cfg
-from posekit.engine.checkpoint import load_weights
+from posekit.models.checkpoint import load_weights
 from posekit.models import build_model
 from posekit.utils.errors import CheckpointError
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from engine_toys import KilledDataset, PoisonedDataset, SimulatedKill, ToyDataset, ToyDekr, toy_cfg
-from posekit.engine.checkpoint import load_weights
+from posekit.models.checkpoint import load_weights
 from posekit.engine.distributed import DistContext
 from posekit.engine.rng import seed_everything
 from posekit.engine.trainer import LOSS_CURVE_FILE, Trainer, TrainingDiverged

@@ -17,7 +17,7 @@ from posekit.data.image_io import read_rgb
 from posekit.data.metadata import keypoint_set_from_cfg
 from posekit.export.onnx import to_onnx
 from posekit.export.runtime import OnnxRuntimeNetwork
-from posekit.inference import predict_image
+from posekit.inference.dekr import predict_image
 from posekit.models import build_model
 from posekit.models.dekr.adaptive_conv import AdaptBlock
 from posekit.ops import DeformConv2d

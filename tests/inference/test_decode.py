@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from posekit.data.metadata import COCO
-from posekit.inference.aggregate import center_peaks, peak_pool_kernel, scale_proposals, up_interpolate
-from posekit.inference.match_heatmap import absorb_heat, adjust
-from posekit.inference.pose_nms import (heat_values, nms_groups, nms_walk, normalize_scale_scores, ordered_scales,
+from posekit.inference.dekr.aggregate import center_peaks, peak_pool_kernel, scale_proposals, up_interpolate
+from posekit.inference.dekr.match_heatmap import absorb_heat, adjust
+from posekit.inference.dekr.pose_nms import (heat_values, nms_groups, nms_walk, normalize_scale_scores, ordered_scales,
                                         pose_nms)
-from posekit.inference.rescore import rescore_features
+from posekit.inference.dekr.rescore import rescore_features
 from posekit.utils.errors import ConfigError
 
 

@@ -2,7 +2,7 @@
 import torch
 
 from posekit.data.metadata import COCO
-from posekit.inference.flip import flip_shifted, forward_with_flip, offset_to_pose
+from posekit.inference.dekr.flip import flip_shifted, forward_with_flip, offset_to_pose
 
 
 def subsample(x):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from posekit.inference.resize import (get_affine_transform, get_final_preds, get_multi_scale_size,
+from posekit.inference.dekr.resize import (get_affine_transform, get_final_preds, get_multi_scale_size,
                                       resize_align_multi_scale)
 
 

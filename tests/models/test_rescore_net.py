@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from posekit.models import build_rescore_net
+from posekit.models.dekr import build_rescore_net
 
 
 @pytest.mark.parametrize("relative, features, params", [

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from posekit.utils.cli import run_tool
+from posekit.apis.cli import run_tool
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,14 +9,14 @@ import torch
 
 from posekit.config import load_cfg
 from posekit.data import build_dataset
-from posekit.engine.checkpoint import load_weights
+from posekit.models.checkpoint import load_weights
 from posekit.engine.rng import seed_everything
 import posekit.engine.trainer as trainer_module
 from posekit.engine.trainer import TrainingDiverged
 from posekit.engine.training_state import BEST_FILE, CHECKPOINT_FILE, FINAL_FILE
 from posekit.models import build_model
 from posekit.models.dekr.loss import DekrLoss
-from posekit.utils.cli import run_tool
+from posekit.apis.cli import run_tool
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools"))

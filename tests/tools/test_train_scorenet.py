@@ -11,7 +11,7 @@ from posekit.config import get_cfg
 from posekit.data.metadata import keypoint_set_from_cfg
 from posekit.engine.rescore_training import init_rescore_weights, rescore_training_set, train_rescore_net
 from posekit.evaluation import RescoreData, save_rescore_data
-from posekit.models import build_rescore_net
+from posekit.models.dekr import build_rescore_net
 from posekit.utils.errors import DataError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,20 @@
-"""High-level entry points: the pose-estimator API and the logic behind tools/valid.py and tools/inference_demo.py."""
-from .estimator import PoseEstimator
+"""High-level entry points: one estimator per family and the logic behind the generic tools.
 
-__all__ = ["PoseEstimator"]
+Importing this package registers every family's tools found in it (``apis/<family>/``).
+"""
+from typing import Any
+
+from yacs.config import CfgNode
+
+from ..utils.imports import import_submodules
+from .family import FamilyTools, TrainingSetup, family_tools, register_family_tools
+
+import_submodules(__name__)
+
+
+def PoseEstimator(cfg: CfgNode) -> Any:  # noqa: N802 (the README's entry point, kept for every family)
+    """The estimator of ``cfg``'s family (e.g. ``DekrEstimator``), with its weights loaded."""
+    return family_tools(cfg).estimator(cfg)
+
+
+__all__ = ["FamilyTools", "PoseEstimator", "TrainingSetup", "family_tools", "register_family_tools"]

@@ -12,19 +12,30 @@ import yaml
 from yacs.config import CfgNode as CN
 
 from ..utils.errors import ConfigError
-from .defaults import get_cfg
+from .family import detect_family, get_cfg
 
 BASE_KEY = "_BASE_"
 COMMAND_LINE = "command line"
 
 
 def load_cfg(path: Optional[str] = None, opts: Sequence[str] = (), freeze: bool = True) -> CN:
-    """Return the defaults merged with the yaml file at ``path`` and then ``opts`` (KEY VALUE ...)."""
-    cfg = get_cfg()
-    if path:
-        merge_yaml(cfg, path)
+    """The defaults of the file's family merged with the yaml file at ``path``, then ``opts`` (KEY VALUE ...).
+
+    The family (hence the tree keys are validated against) is chosen by ``posekit.config.family``'s rule.
+    """
+    chain = _read_with_bases(path, seen=()) if path else []
+    merged: dict = {}
+    for _, mapping in chain:
+        _deep_update(merged, mapping)
+    family = detect_family(merged, _explicit_family(merged, opts))
+    cfg = get_cfg(family.name)
+    for source, mapping in chain:
+        _merge_mapping(cfg, mapping, source, prefix="", root=cfg)
     merge_opts(cfg, opts)
-    _resolve_data_dir(cfg)
+    if cfg.FAMILY != family.name:
+        raise ConfigError(f"FAMILY: the file is a '{family.name}' config; FAMILY cannot be changed to "
+                          f"'{cfg.FAMILY}' on the command line alone")
+    family.finalize(cfg, merged)
     if freeze:
         cfg.freeze()
     return cfg
@@ -33,7 +44,21 @@ def load_cfg(path: Optional[str] = None, opts: Sequence[str] = (), freeze: bool 
 def merge_yaml(cfg: CN, path: str) -> None:
     """Merge one yaml file (after its ``_BASE_`` chain) into ``cfg`` in place."""
     for source, mapping in _read_with_bases(path, seen=()):
-        _merge_mapping(cfg, mapping, source, prefix="")
+        _merge_mapping(cfg, mapping, source, prefix="", root=cfg)
+
+
+def _explicit_family(merged: dict, opts: Sequence[str]) -> Optional[str]:
+    """A FAMILY named on the command line, else in the file chain, else None."""
+    pairs = dict(zip(list(opts)[0::2], list(opts)[1::2]))
+    return pairs.get("FAMILY") or merged.get("FAMILY") or None
+
+
+def _deep_update(target: dict, mapping: dict) -> None:
+    for key, value in mapping.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_update(target[key], value)
+        else:
+            target[key] = value
 
 
 def merge_opts(cfg: CN, opts: Sequence[str]) -> None:
@@ -48,7 +73,7 @@ def merge_opts(cfg: CN, opts: Sequence[str]) -> None:
         value = _parse_literal(raw)
         if leaf not in node:
             if not node.is_new_allowed():
-                raise _unknown_key(key, COMMAND_LINE)
+                raise _unknown_key(key, COMMAND_LINE, cfg)
             node[leaf] = value
             continue
         node[leaf] = _coerce(node[leaf], value, raw, key, COMMAND_LINE)
@@ -89,12 +114,12 @@ def _read_yaml(path: str) -> dict:
     return mapping
 
 
-def _merge_mapping(node: CN, mapping: dict, source: str, prefix: str) -> None:
+def _merge_mapping(node: CN, mapping: dict, source: str, prefix: str, root: CN) -> None:
     for key, value in mapping.items():
         full = prefix + str(key)
         if key not in node:
             if not node.is_new_allowed():
-                raise _unknown_key(full, source)
+                raise _unknown_key(full, source, root)
             node[key] = CN(value, new_allowed=True) if isinstance(value, dict) else value
             continue
         current = node[key]
@@ -102,7 +127,7 @@ def _merge_mapping(node: CN, mapping: dict, source: str, prefix: str) -> None:
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: config key {full} is a section; expected a mapping "
                                   f"of its keys, got {value!r}")
-            _merge_mapping(current, value, source, full + ".")
+            _merge_mapping(current, value, source, full + ".", root)
         else:
             # yacs reads yaml strings as Python literals too, so `GPUS: (0,1,2,3)` is a tuple.
             raw = value if isinstance(value, str) else None
@@ -111,6 +136,7 @@ def _merge_mapping(node: CN, mapping: dict, source: str, prefix: str) -> None:
 
 
 def _walk_to_parent(cfg: CN, key: str, source: str):
+    root = cfg
     parts = key.split(".")
     node = cfg
     for part in parts[:-1]:
@@ -120,7 +146,7 @@ def _walk_to_parent(cfg: CN, key: str, source: str):
                 node[part] = CN(new_allowed=True)
                 child = node[part]
             else:
-                raise _unknown_key(key, source)
+                raise _unknown_key(key, source, root)
         node = child
     return node, parts[-1]
 
@@ -132,9 +158,9 @@ def _all_keys(node: CN, prefix: str = "") -> Iterable[str]:
             yield from _all_keys(value, prefix + key + ".")
 
 
-def _unknown_key(key: str, source: str) -> ConfigError:
-    """Name the unknown key and the valid keys closest to it (all valid keys are the defaults')."""
-    valid = list(_all_keys(get_cfg()))
+def _unknown_key(key: str, source: str, root: CN) -> ConfigError:
+    """Name the unknown key and the valid keys closest to it (the keys of the tree ``root`` of the family)."""
+    valid = list(_all_keys(root))
     close = difflib.get_close_matches(key, valid, n=3, cutoff=0.6)
     if not close:
         leaf = key.split(".")[-1]
@@ -185,14 +211,3 @@ def _coerce(default: Any, value: Any, raw: Optional[str], key: str, source: str)
 def _type_name(expected: type) -> str:
     return {bool: "a bool (True/False)", int: "an int", float: "a number", str: "a string",
             list: "a list", tuple: "a list"}.get(expected, expected.__name__)
-
-
-def _resolve_data_dir(cfg: CN) -> None:
-    """Join relative data paths to DATA_DIR as the official ``update_config`` does."""
-    if not cfg.DATA_DIR:
-        return
-    if not os.path.exists(cfg.DATASET.ROOT):
-        cfg.DATASET.ROOT = os.path.join(cfg.DATA_DIR, cfg.DATASET.ROOT)
-    cfg.MODEL.PRETRAINED = os.path.join(cfg.DATA_DIR, cfg.MODEL.PRETRAINED)
-    if cfg.TEST.MODEL_FILE:
-        cfg.TEST.MODEL_FILE = os.path.join(cfg.DATA_DIR, cfg.TEST.MODEL_FILE)

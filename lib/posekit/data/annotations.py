@@ -2,7 +2,7 @@
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -45,28 +45,43 @@ class KeypointFile:
     images: List[dict]
     annotations_by_image: Dict[int, List[dict]]
     has_annotations: bool
+    num_joints: Optional[int] = None  # K of the file's keypoints; None when no annotation carries any
 
 
 ANNOTATION_FIELDS = ("id", "image_id", "keypoints", "iscrowd", "num_keypoints")
+OPTIONAL_KEYPOINT_FIELDS = ("id", "image_id")
 
 
-def _check_annotation(ann: Any, path: str, num_joints: int, extra_fields: Sequence[str],
-                      masks_from_segments: bool) -> None:
-    where = f"{path}: annotation {ann.get('id', '?') if isinstance(ann, dict) else '?'}"
-    require_fields(ann, ANNOTATION_FIELDS + tuple(extra_fields), where)
+def _check_keypoints(ann: dict, where: str, num_joints: Optional[int]) -> None:
+    """``keypoints`` must be x, y, v triples: 3 * num_joints numbers, or any positive multiple of 3 when None."""
     keypoints = ann["keypoints"]
-    if not isinstance(keypoints, list) or len(keypoints) != 3 * num_joints:
+    if num_joints is None:
+        if not isinstance(keypoints, list) or not keypoints or len(keypoints) % 3:
+            raise DataError(f"{where}: field 'keypoints' must be a non-empty list of x, y, v triples")
+    elif not isinstance(keypoints, list) or len(keypoints) != 3 * num_joints:
         raise DataError(f"{where}: field 'keypoints' must be a list of {3 * num_joints} numbers "
                         f"({num_joints} x, y, v triples)")
-    if masks_from_segments and (ann["iscrowd"] or ann["num_keypoints"] == 0):
+
+
+def _check_annotation(ann: Any, path: str, num_joints: Optional[int], extra_fields: Sequence[str],
+                      masks_from_segments: bool, keypoints_required: bool) -> None:
+    where = f"{path}: annotation {ann.get('id', '?') if isinstance(ann, dict) else '?'}"
+    required = ANNOTATION_FIELDS if keypoints_required else OPTIONAL_KEYPOINT_FIELDS
+    require_fields(ann, required + tuple(extra_fields), where)
+    if "keypoints" in ann:
+        _check_keypoints(ann, where, num_joints)
+    if masks_from_segments and (ann.get("iscrowd", 0) or ann.get("num_keypoints", 0) == 0):
         require_fields(ann, ["segmentation"], where)
 
 
-def load_keypoint_file(path: str, num_joints: int, extra_fields: Sequence[str] = (),
+def load_keypoint_file(path: str, num_joints: Optional[int], extra_fields: Sequence[str] = (),
                        masks_from_segments: bool = False) -> KeypointFile:
     """Load and check a keypoint file; ``extra_fields`` are further per-annotation fields a reader needs.
 
-    With ``masks_from_segments``, crowd and unlabelled annotations must carry a segmentation (COCO loss mask).
+    With an int ``num_joints`` every annotation carries ``keypoints`` of that many joints plus ``iscrowd`` and
+    ``num_keypoints``. With None keypoints are optional (detector files), but those present must all have the
+    same joint count. With ``masks_from_segments``, crowd and unlabelled annotations must carry a segmentation
+    (COCO loss mask).
     """
     data = load_json(path)
     images = require_list(data, "images", path)
@@ -74,10 +89,15 @@ def load_keypoint_file(path: str, num_joints: int, extra_fields: Sequence[str] =
         require_fields(image, ["id", "file_name"], f"{path}: images[{index}]")
     by_image: Dict[int, List[dict]] = defaultdict(list)
     has_annotations = "annotations" in data
+    file_joints = num_joints
     for ann in require_list(data, "annotations", path) if has_annotations else []:
-        _check_annotation(ann, path, num_joints, extra_fields, masks_from_segments)
+        _check_annotation(ann, path, file_joints, extra_fields, masks_from_segments,
+                          keypoints_required=num_joints is not None)
+        if file_joints is None and "keypoints" in ann:
+            # The first annotation with keypoints fixes K for the rest of the file.
+            file_joints = len(ann["keypoints"]) // 3
         by_image[ann["image_id"]].append(ann)
-    return KeypointFile(path, images, dict(by_image), has_annotations)
+    return KeypointFile(path, images, dict(by_image), has_annotations, file_joints)
 
 
 def keypoint_array(ann: dict, num_joints: int) -> np.ndarray:

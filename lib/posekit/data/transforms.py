@@ -1,4 +1,4 @@
-"""DEKR training augmentation (spec 6.3): random scale/rotation/translation affine, horizontal flip, normalisation.
+"""DEKR training augmentation (spec 6.3): random scale/rotation/translation affine and horizontal flip.
 
 Random draws follow the official order and sources: NumPy for the affine (two uniforms, then two integer
 shifts), Python ``random`` for the flip. Both generators are passed in, so a sample depends only on the
@@ -16,8 +16,6 @@ import torch
 
 from ..utils.errors import ConfigError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # The official code measures scales in units of 200 pixels (inherited from the MPII convention).
 PIXEL_STD = 200.0
 
@@ -125,9 +123,6 @@ class RandomHorizontalFlip:
         return np.ascontiguousarray(image[:, ::-1]), np.ascontiguousarray(mask[:, ::-1]), joints
 
 
-def to_normalized_tensor(image: np.ndarray) -> torch.Tensor:
-    """RGB uint8 HxWx3 -> float32 3xHxW scaled to [0, 1] and ImageNet-normalised."""
-    tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return tensor.sub_(mean).div_(std)
+def to_chw_tensor(image: np.ndarray) -> torch.Tensor:
+    """HxWxC uint8 image -> CxHxW uint8 tensor (the networks normalise their own inputs)."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))

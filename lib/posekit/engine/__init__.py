@@ -1,4 +1,8 @@
-"""Training and checkpoint machinery."""
-from .checkpoint import load_pretrained, load_weights, read_state_dict
+"""Training machinery shared by every family: the trainer, its hooks, solver settings and checkpoints."""
+from .hooks import Checkpointer, Hook, LearningRateSchedule, MetricsLogger, PeriodicEvaluation
+from .solver import GradientClipping, Schedule, SolverSettings, build_optimizer, clipping_from_cfg
+from .trainer import Trainer, TrainingDiverged
 
-__all__ = ["load_pretrained", "load_weights", "read_state_dict"]
+__all__ = ["Checkpointer", "GradientClipping", "Hook", "LearningRateSchedule", "MetricsLogger",
+           "PeriodicEvaluation", "Schedule", "SolverSettings", "Trainer", "TrainingDiverged", "build_optimizer",
+           "clipping_from_cfg"]

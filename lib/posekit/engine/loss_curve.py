@@ -1,6 +1,6 @@
-"""A loss-curve PNG drawn with OpenCV (posekit does not depend on matplotlib)."""
+"""Loss-curve PNGs drawn with OpenCV (posekit does not depend on matplotlib)."""
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -42,17 +42,28 @@ def _draw_axes(canvas: np.ndarray, last_step: int, low: float, high: float, titl
     cv2.putText(canvas, title, (MARGIN_LEFT, 25), FONT, 0.6, AXIS_COLOR, 1)
 
 
-def draw_loss_curve(losses: Sequence[float], path: Path, title: str = "training loss") -> None:
-    """Write a PNG of per-iteration ``losses`` (grey) and their moving average (blue) to ``path``."""
+def loss_panel(losses: Sequence[float], title: str) -> np.ndarray:
+    """A BGR image of per-iteration ``losses`` (grey) and their moving average (blue); NaN steps are skipped."""
     values = np.asarray(losses, dtype=np.float64)
+    steps = np.arange(len(values), dtype=np.float64)
+    finite = np.isfinite(values)
+    values, steps = values[finite], steps[finite]
     canvas = np.full((HEIGHT, WIDTH, 3), 255, np.uint8)
     if len(values):
         low, high = float(values.min()), float(values.max())
         high = high if high > low else low + 1.0
-        steps = np.arange(len(values), dtype=np.float64)
         smooth = moving_average(values, max(1, len(values) // 50))
         cv2.polylines(canvas, [_to_pixels(steps, values, low, high)], False, RAW_COLOR, 1, cv2.LINE_AA)
         cv2.polylines(canvas, [_to_pixels(steps, smooth, low, high)], False, SMOOTH_COLOR, 2, cv2.LINE_AA)
-        _draw_axes(canvas, len(values) - 1, low, high, title)
-    _, encoded = cv2.imencode(".png", canvas)
+        _draw_axes(canvas, int(steps[-1]), low, high, title)
+    return canvas
+
+
+def draw_loss_curves(history: Mapping[str, Sequence[float]], path: Path) -> None:
+    """Write a PNG to ``path``: one panel for the total of the loss* terms, then one per named value."""
+    columns = np.asarray([history[name] for name in history], dtype=np.float64).reshape(len(history), -1)
+    is_loss = np.array([name.startswith("loss") for name in history], bool)
+    panels = [loss_panel(columns[is_loss].sum(axis=0), "total training loss")] if len(history) > 1 else []
+    panels += [loss_panel(values, name) for name, values in zip(history, columns)]
+    _, encoded = cv2.imencode(".png", np.concatenate(panels, axis=0))
     atomic_write(path, lambda tmp: encoded.tofile(tmp))

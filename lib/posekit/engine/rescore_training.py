@@ -8,7 +8,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..data.metadata import KeypointSet
-from ..inference.rescore import rescore_features
+from ..inference.dekr.rescore import rescore_features
 from ..utils.errors import DataError
 
 logger = logging.getLogger(__name__)

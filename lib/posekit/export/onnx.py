@@ -88,7 +88,8 @@ def to_onnx(module: nn.Module, inputs: Tuple[torch.Tensor, ...], input_names: Se
 
 
 def export_dekr(network: nn.Module, path: Union[str, Path], input_size: int) -> onnx.ModelProto:
-    """Export a DEKR network to ``path``: input ``image`` (N, 3, H, W), outputs ``heatmap`` and ``offset``.
+    """Export a DEKR network to ``path``: input ``image`` (N, 3, H, W) float RGB pixel values 0..255 (the
+    ImageNet normalisation is inside the graph), outputs ``heatmap`` and ``offset``.
 
     H and W are dynamic but, as for the network itself, must be multiples of 32. ``input_size`` is the
     side of the square example image the graph is traced with.

@@ -8,7 +8,7 @@ from .onnx import INPUT_NAME, OUTPUT_NAMES
 
 
 class OnnxRuntimeNetwork:
-    """Callable like the DEKR network: a normalised (N, 3, H, W) batch -> (heatmap, offset) CPU tensors.
+    """Callable like the DEKR network: an (N, 3, H, W) RGB pixel batch (any dtype) -> (heatmap, offset) CPU tensors.
 
     So ``posekit.inference.dekr.predict_image(OnnxRuntimeNetwork(path), image, cfg, keypoint_set)`` runs
     posekit's whole test-time pipeline (resize, flip test, decoding, pose NMS, mapping back) on it.
@@ -26,5 +26,5 @@ class OnnxRuntimeNetwork:
         self.session = onnxruntime.InferenceSession(str(path), options, providers=list(providers))
 
     def __call__(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        heatmap, offset = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: image.cpu().numpy()})
+        heatmap, offset = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: image.cpu().float().numpy()})
         return torch.from_numpy(heatmap), torch.from_numpy(offset)

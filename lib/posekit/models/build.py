@@ -1,46 +1,32 @@
-"""``build_model(cfg)``: the network named by ``MODEL.NAME``; ``build_rescore_net(cfg)``: DEKR's rescore MLP."""
-import os
+"""``build_model(cfg, is_train)``: the network a config names, from a registry each family fills.
+
+A family registers its builders in its own package (``models/dekr/__init__.py``); the registry key is
+the value of the family's architecture key (``MODEL.NAME`` for DEKR, see ``posekit.config.family``).
+"""
 from typing import Callable, Dict
 
 from torch import nn
 from yacs.config import CfgNode
 
-from ..data.metadata import keypoint_set_from_cfg
-from ..engine.checkpoint import load_pretrained
-from ..utils.errors import CheckpointError, ConfigError
-from .dekr.model import DEKR
-from .dekr.rescore import RescoreNet
+from ..config import architecture_name, family_of
+from ..utils.errors import ConfigError
 
-ModelBuilder = Callable[[CfgNode], nn.Module]
+# builder(cfg, is_train) -> model; with is_train the builder applies the family's training initialisation.
+ModelBuilder = Callable[[CfgNode, bool], nn.Module]
 _MODELS: Dict[str, ModelBuilder] = {}
 
 
 def register_model(name: str, builder: ModelBuilder) -> None:
-    """Make ``builder(cfg)`` available as ``MODEL.NAME: name``."""
+    """Make ``builder`` the network of configs whose architecture key is ``name``."""
+    if name in _MODELS:
+        raise ValueError(f"model '{name}' is registered twice")
     _MODELS[name] = builder
 
 
-register_model("hrnet_dekr", DEKR.from_config)
-
-
 def build_model(cfg: CfgNode, is_train: bool = False) -> nn.Module:
-    """The ``MODEL.NAME`` network; for training with MODEL.INIT_WEIGHTS, official init and pretrained backbone."""
-    name = cfg.MODEL.NAME
+    """The network named by the config's architecture key; ``is_train`` applies the training initialisation."""
+    name = architecture_name(cfg)
     if name not in _MODELS:
-        raise ConfigError(f"MODEL.NAME: unknown model '{name}'; known: {', '.join(sorted(_MODELS))}")
-    model = _MODELS[name](cfg)
-    if is_train and cfg.MODEL.INIT_WEIGHTS:
-        model.init_weights()
-        pretrained = cfg.MODEL.PRETRAINED
-        # The official update_config joins '' to DATA_DIR, giving a directory: that means "none".
-        if pretrained and not os.path.isdir(pretrained):
-            if not os.path.isfile(pretrained):
-                raise CheckpointError(f"MODEL.PRETRAINED: file not found: {pretrained} "
-                                      f"(set MODEL.PRETRAINED '' to train from scratch)")
-            load_pretrained(model, pretrained, cfg.MODEL.SPEC.get("PRETRAINED_LAYERS", ["*"]))
-    return model
-
-
-def build_rescore_net(cfg: CfgNode) -> RescoreNet:
-    """The rescore MLP for the config's keypoint set (input width from its rescore links)."""
-    return RescoreNet(keypoint_set_from_cfg(cfg).rescore_feature_size, cfg.RESCORE.HIDDEN_LAYER)
+        raise ConfigError(f"{family_of(cfg).architecture_key}: unknown model '{name}'; "
+                          f"known: {', '.join(sorted(_MODELS))}")
+    return _MODELS[name](cfg, is_train)

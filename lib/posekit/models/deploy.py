@@ -12,19 +12,12 @@ import torch
 from torch import nn
 
 from ..ops import DeformConv2d
-from .backbones.hrnet import BasicBlock, Bottleneck, HRNet
-from .dekr.adaptive_conv import AdaptBlock
 
 FOLDABLE = (nn.Conv2d, DeformConv2d)
-# The (convolution, batch norm) attributes of posekit's blocks (and their subclasses, DEKR's network is an
-# HRNet) that apply the norm straight to the conv's output. Other modules' attributes are left alone: a
-# name says nothing about the order they run in.
-NAMED_PAIRS = {
-    HRNet: (("conv1", "bn1"), ("conv2", "bn2")),
-    BasicBlock: (("conv1", "bn1"), ("conv2", "bn2")),
-    Bottleneck: (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")),
-    AdaptBlock: (("adapt_conv", "bn"),),
-}
+# Besides conv -> norm neighbours in a Sequential, a module class may declare the (convolution, batch
+# norm) attributes it applies in that order as ``CONV_NORM_PAIRS``. Other modules' attributes are left
+# alone: a name says nothing about the order they run in.
+PAIRS_ATTRIBUTE = "CONV_NORM_PAIRS"
 
 Pair = Tuple[nn.Module, nn.BatchNorm2d, Callable[[], None]]
 
@@ -54,8 +47,7 @@ def _conv_norm_pairs(module: nn.Module) -> Iterator[Pair]:
         for index in range(len(children) - 1):
             if _is_pair(children[index], children[index + 1]):
                 yield children[index], children[index + 1], _replacer(module, str(index + 1))
-    names = next((pairs for block, pairs in NAMED_PAIRS.items() if isinstance(module, block)), ())
-    for conv_name, norm_name in names:
+    for conv_name, norm_name in getattr(type(module), PAIRS_ATTRIBUTE, ()):
         conv, norm = getattr(module, conv_name), getattr(module, norm_name)
         if _is_pair(conv, norm):
             yield conv, norm, _replacer(module, norm_name)

@@ -14,7 +14,7 @@ from ..image_io import read_rgb
 from ..metadata import KeypointSet
 from ..targets.dekr import (SMALL_PERSON_SEGMENT_AREA, heatmap_targets, labelled_extent_areas, loss_mask,
                             offset_targets, person_centres)
-from ..transforms import RandomAffine, RandomHorizontalFlip, to_normalized_tensor
+from ..transforms import RandomAffine, RandomHorizontalFlip, to_chw_tensor
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ def _annotation_fields(layout: DatasetLayout) -> Tuple[str, ...]:
 
 
 class DekrTrainDataset(Dataset):
-    """DEKR training items ``(image 3xSxS, heatmap (K+1)xRxR, mask (K+1)xRxR, offset 2KxRxR, offset_weight 2KxRxR)``.
+    """DEKR training items: dicts of "image" (3xSxS uint8 RGB), "heatmap", "mask" ((K+1)xRxR), "offset" and
+    "offset_weight" (2KxRxR).
 
     Augmentation draws come from generators seeded by (seed, epoch, index): call ``set_epoch`` before each
     epoch; worker count, worker seeding and resume points then do not change any sample.
@@ -114,9 +115,9 @@ class DekrTrainDataset(Dataset):
         heatmap, heatmap_weight = heatmap_targets(joints, self.output_size, self.sigma, self.center_sigma,
                                                   self.bg_weight)
         offset, offset_weight = offset_targets(joints, areas, self.output_size, self.offset_radius)
-        return (to_normalized_tensor(image), torch.from_numpy(heatmap),
-                torch.from_numpy(heatmap_weight * mask[None].astype(np.float32)),
-                torch.from_numpy(offset), torch.from_numpy(offset_weight))
+        return {"image": to_chw_tensor(image), "heatmap": torch.from_numpy(heatmap),
+                "mask": torch.from_numpy(heatmap_weight * mask[None].astype(np.float32)),
+                "offset": torch.from_numpy(offset), "offset_weight": torch.from_numpy(offset_weight)}
 
 
 class KeypointTestDataset(Dataset):

@@ -3,10 +3,9 @@
 Module names, registration order and construction order follow the official code, so official
 checkpoints load with ``strict=True`` and a seeded build draws the same random numbers.
 """
-from typing import Dict, List, Optional, Sequence, Type
+from typing import Dict, List, Optional, Sequence, Tuple, Type
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from yacs.config import CfgNode
 
@@ -17,6 +16,8 @@ BN_MOMENTUM = 0.1
 # (NUM_CHANNELS, NUM_BLOCKS) so that tiny models for tests and the CPU demo stay cheap.
 STEM_CHANNELS = 64
 STEM_BLOCKS = 4
+# The two stride-2 stem convolutions put the first branch at 1/4 of the input.
+STEM_STRIDE = 4
 
 
 def batch_norm(channels: int) -> nn.BatchNorm2d:
@@ -33,6 +34,8 @@ class BasicBlock(nn.Module):
     """Two 3x3 convolutions with a residual connection (the standard block; see dekr.md 2.3)."""
 
     expansion = 1
+    # (conv, norm) attributes where the norm is applied straight to the conv's output (for BN folding).
+    CONV_NORM_PAIRS = (("conv1", "bn1"), ("conv2", "bn2"))
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
                  downsample: Optional[nn.Module] = None, dilation: int = 1) -> None:
@@ -56,6 +59,7 @@ class Bottleneck(nn.Module):
     """1x1 reduce, 3x3, 1x1 expand (x4) with a residual connection."""
 
     expansion = 4
+    CONV_NORM_PAIRS = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
                  downsample: Optional[nn.Module] = None, dilation: int = 1) -> None:
@@ -172,7 +176,12 @@ def _make_transition(pre_channels: Sequence[int], cur_channels: Sequence[int]) -
 
 
 class HRNet(nn.Module):
-    """Stem, layer1 and the stages of ``MODEL.SPEC.STAGES``; returns all branches upsampled and concatenated."""
+    """Stem, layer1 and the stages of ``MODEL.SPEC.STAGES``; returns the last stage's branches by name.
+
+    Branch ``i`` (from 1) is called ``"stride{4 * 2**(i-1)}"``: ``stride4`` is the highest resolution.
+    """
+
+    CONV_NORM_PAIRS = (("conv1", "bn1"), ("conv2", "bn2"))
 
     @staticmethod
     def stem_args(spec: CfgNode) -> Dict[str, int]:
@@ -199,10 +208,15 @@ class HRNet(nn.Module):
                        for _ in range(stages.NUM_MODULES[s])]
             setattr(self, f"stage{s + 2}", nn.Sequential(*modules))
             channels = modules[-1].out_channels
+        self.branch_channels = list(channels)
         self.out_channels = sum(channels)
 
-    def forward_branches(self, x: torch.Tensor) -> List[torch.Tensor]:
-        """The last stage's outputs, highest resolution first."""
+    def output_shape(self) -> Dict[str, Tuple[int, int]]:
+        """Branch name -> (channels, stride), highest resolution first."""
+        return {f"stride{STEM_STRIDE * 2 ** i}": (c, STEM_STRIDE * 2 ** i) for i, c in enumerate(self.branch_channels)}
+
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """The last stage's outputs by name (see ``output_shape``), highest resolution first."""
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.relu(self.bn2(self.conv2(x)))
         xs = [self.layer1(x)]
@@ -211,10 +225,4 @@ class HRNet(nn.Module):
             inputs = [xs[min(i, len(xs) - 1)] for i in range(len(transition))]
             xs = [x if layer is None else layer(x) for layer, x in zip(transition, inputs)]
             xs = getattr(self, f"stage{s + 2}")(xs)
-        return xs
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xs = self.forward_branches(x)
-        size = xs[0].shape[-2:]
-        upsampled = [F.interpolate(x, size=size, mode="bilinear", align_corners=False) for x in xs[1:]]
-        return torch.cat([xs[0]] + upsampled, dim=1)
+        return dict(zip(self.output_shape(), xs))

@@ -30,6 +30,7 @@ class AdaptBlock(nn.Module):
     """Residual block around an adaptive 3x3 convolution (official name and key layout)."""
 
     expansion = 1
+    CONV_NORM_PAIRS = (("adapt_conv", "bn"),)
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
                  downsample: Optional[nn.Module] = None, dilation: int = 1) -> None:

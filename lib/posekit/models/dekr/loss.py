@@ -2,12 +2,14 @@
 
 Both are computed in float32 whatever the autocast dtype of the predictions, so fp16/bf16 training does
 not overflow the squared errors or lose the small offset weights. A loss switched off by its
-LOSS.WITH_* key is returned as None (official behaviour); the engine adds only the losses that are not None.
+LOSS.WITH_* key is left out of the returned dict (officially it was None and not added).
 """
-from typing import Optional, Tuple
+from typing import Dict
 
 import torch
 from torch import nn
+
+from ...utils.errors import ConfigError
 
 # Official smooth-L1 transition point.
 OFFSET_BETA = 1.0 / 9
@@ -36,7 +38,7 @@ def offset_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) 
 
 
 class DekrLoss(nn.Module):
-    """``forward(pred_heatmap, pred_offset, heatmap, mask, offset, offset_weight) -> (heatmap_loss, offset_loss)``."""
+    """``forward(pred_heatmap, pred_offset, heatmap, mask, offset, offset_weight) -> {"loss_heatmap", "loss_offset"}``."""
 
     def __init__(self, cfg) -> None:
         super().__init__()
@@ -44,15 +46,21 @@ class DekrLoss(nn.Module):
         self.heatmap_factor = cfg.LOSS.HEATMAPS_LOSS_FACTOR
         self.with_offset = cfg.LOSS.WITH_OFFSETS_LOSS
         self.offset_factor = cfg.LOSS.OFFSETS_LOSS_FACTOR
+        if not (self.with_heatmap or self.with_offset):
+            raise ConfigError("LOSS.WITH_HEATMAPS_LOSS and LOSS.WITH_OFFSETS_LOSS are both False: nothing to train")
+
+    @property
+    def all_losses_on(self) -> bool:
+        """Whether both heads receive a loss."""
+        return self.with_heatmap and self.with_offset
 
     def forward(self, pred_heatmap: torch.Tensor, pred_offset: torch.Tensor, heatmap: torch.Tensor,
-                mask: torch.Tensor, offset: torch.Tensor,
-                offset_weight: torch.Tensor) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
-        """Scaled float32 scalar losses; None for a loss switched off in the config."""
+                mask: torch.Tensor, offset: torch.Tensor, offset_weight: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Scaled float32 scalar losses of the terms switched on in the config."""
+        losses = {}
         with torch.autocast(device_type=pred_heatmap.device.type, enabled=False):
-            heatmap_term = offset_term = None
             if self.with_heatmap:
-                heatmap_term = heatmap_loss(pred_heatmap, heatmap, mask) * self.heatmap_factor
+                losses["loss_heatmap"] = heatmap_loss(pred_heatmap, heatmap, mask) * self.heatmap_factor
             if self.with_offset:
-                offset_term = offset_loss(pred_offset, offset, offset_weight) * self.offset_factor
-        return heatmap_term, offset_term
+                losses["loss_offset"] = offset_loss(pred_offset, offset, offset_weight) * self.offset_factor
+        return losses

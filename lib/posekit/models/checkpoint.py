@@ -2,7 +2,6 @@
 
 Every file goes through ``torch.load(weights_only=True)``, so a downloaded model file cannot run code.
 """
-import logging
 import os
 from typing import Dict, List, Mapping, Sequence
 
@@ -11,7 +10,6 @@ from torch import nn
 
 from ..utils.errors import CheckpointError
 
-logger = logging.getLogger(__name__)
 
 # Entries of a training checkpoint that may hold the weights, in order of preference. The official
 # checkpoint.pth.tar keeps them under 'state_dict' (its 'model' entry is the model name, a string).
@@ -84,29 +82,39 @@ def _check_fit(path: str, model_state: Mapping[str, torch.Tensor], state_dict: S
                               f"(MODEL.SPEC, DATASET.NUM_JOINTS) is the one the checkpoint was trained with")
 
 
+def convert_state_dict(model: nn.Module, state_dict: StateDict) -> StateDict:
+    """Official key names -> the model's, by the model's ``convert_official_state_dict`` when it has one.
+
+    The one place where checkpoints written by the original projects are renamed.
+    """
+    convert = getattr(model, "convert_official_state_dict", None)
+    return convert(state_dict) if convert is not None else state_dict
+
+
 def load_weights(model: nn.Module, path: str, strict: bool = True) -> List[str]:
     """Load ``path`` into ``model`` (or the model a DDP wrapper holds); return the model keys left missing.
 
     With ``strict=False`` missing and unexpected keys are allowed, mis-shaped ones never are.
     """
     model = _unwrap(model)
-    state_dict = read_state_dict(path)
+    state_dict = convert_state_dict(model, read_state_dict(path))
     _check_fit(path, model.state_dict(), state_dict, strict)
     result = model.load_state_dict(state_dict, strict=strict)
     return list(result.missing_keys)
 
 
 def load_pretrained(model: nn.Module, path: str, layers: Sequence[str]) -> List[str]:
-    """Load the entries of ``path`` that the model has and whose top-level module is in ``layers``.
+    """Load the entries of ``path`` whose top-level name in the file is in ``layers`` and that the model has.
 
-    ``layers == ['*']`` selects every top-level module (dekr.md 3.4 step 3); returns the loaded keys.
+    Names are matched as the file has them (official names, e.g. 'stage2'), then converted to the model's;
+    ``layers == ['*']`` selects every entry (dekr.md 3.4 step 3). Returns the loaded model keys.
     """
     model = _unwrap(model)
-    own_names = {name for name, _ in model.named_parameters()} | {name for name, _ in model.named_buffers()}
     take_all = len(layers) > 0 and layers[0] == "*"
-    selected = {name: value for name, value in read_state_dict(path).items()
-                if name in own_names and (take_all or name.split(".")[0] in layers)}
+    chosen = {name: value for name, value in read_state_dict(path).items()
+              if take_all or name.split(".")[0] in layers}
+    own_names = set(model.state_dict())
+    selected = {name: value for name, value in convert_state_dict(model, chosen).items() if name in own_names}
     _check_fit(path, model.state_dict(), selected, strict=False)
     model.load_state_dict(selected, strict=False)
-    logger.info("=> initialised %d of %d model entries from %s", len(selected), len(own_names), path)
     return sorted(selected)

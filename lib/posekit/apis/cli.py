@@ -7,7 +7,7 @@ from typing import Callable, List, Optional
 from yacs.config import CfgNode
 
 from ..config import load_cfg
-from .errors import PosekitError
+from ..utils.errors import PosekitError
 
 
 def config_parser(description: str) -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..data.transforms import PIXEL_STD
+from ...data.transforms import PIXEL_STD
 
 Size = Tuple[int, int]
 

@@ -1,4 +1,4 @@
-"""``PoseEstimator``: a configured DEKR model with its weights, ready to estimate poses in images."""
+"""``DekrEstimator``: a configured DEKR model with its weights, ready to estimate poses in images."""
 import os
 from typing import Dict, List, Sequence, Tuple, Union
 
@@ -6,19 +6,20 @@ import numpy as np
 import torch
 from yacs.config import CfgNode
 
-from ..data.image_io import read_rgb
-from ..data.metadata import KeypointSet, keypoint_set_from_cfg
-from ..engine.checkpoint import load_weights
-from ..engine.device import configure_cudnn, resolve_device
-from ..inference.dekr import predict_image, predict_images
-from ..models import build_model, build_rescore_net, prepare_for_inference
-from ..utils.errors import CheckpointError, DataError
+from ...data.image_io import read_rgb
+from ...data.metadata import KeypointSet, keypoint_set_from_cfg
+from ...models.checkpoint import load_weights
+from ...engine.device import configure_cudnn, resolve_device
+from ...inference.dekr.pipeline import predict_image, predict_images
+from ...models import build_model, prepare_for_inference
+from ...models.dekr import build_rescore_net
+from ...utils.errors import CheckpointError, DataError
 
 Image = Union[np.ndarray, str, os.PathLike]
 Prediction = Dict[str, object]
 
 
-class PoseEstimator:
+class DekrEstimator:
     """DEKR built from ``cfg`` with TEST.MODEL_FILE loaded (and the rescore net when RESCORE.VALID), in eval mode.
 
     Runs on cfg.DEVICE ('' = the GPU when there is one, else the CPU). ``model`` is in its inference form

@@ -1,13 +1,16 @@
-"""Run folders as in the seeds: output/<dataset>/<model>/<cfg name>/ and log/<dataset>/<model>/<cfg name>_<time>/."""
+"""Run folders as in the seeds: output/<dataset>/<model>/<cfg name>/ and log/<dataset>/<model>/<cfg name>_<time>/.
+
+The family names the two middle levels (``ConfigFamily.run_folders``: DATASET.DATASET and MODEL.NAME for DEKR).
+"""
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from yacs.config import CfgNode
 
-from .io import atomic_write_text
+from ..config import family_of
+from ..utils.io import atomic_write_text
 
 
 @dataclass
@@ -26,16 +29,14 @@ def run_name(cfg_path: str) -> str:
 
 def output_dir(cfg: CfgNode, cfg_path: str) -> Path:
     """``<OUTPUT_DIR>/<dataset>/<model>/<cfg name>`` (OUTPUT_DIR defaults to ``output``)."""
-    dataset = cfg.DATASET.DATASET.replace(":", "_")
-    return Path(cfg.OUTPUT_DIR or "output") / dataset / cfg.MODEL.NAME / run_name(cfg_path)
+    return Path(cfg.OUTPUT_DIR or "output").joinpath(*family_of(cfg).run_folders(cfg), run_name(cfg_path))
 
 
 def setup_run(cfg: CfgNode, cfg_path: str, phase: str, is_main: bool = True) -> RunDirs:
     """Create the run folders, attach a text log file to the root logger, save the merged config."""
     stamp = time.strftime("%Y-%m-%d-%H-%M")
     output = output_dir(cfg, cfg_path)
-    dataset = cfg.DATASET.DATASET.replace(":", "_")
-    tensorboard = Path(cfg.LOG_DIR or "log") / dataset / cfg.MODEL.NAME / f"{run_name(cfg_path)}_{stamp}"
+    tensorboard = Path(cfg.LOG_DIR or "log").joinpath(*family_of(cfg).run_folders(cfg), f"{run_name(cfg_path)}_{stamp}")
     log_file = output / f"{run_name(cfg_path)}_{stamp}_{phase}.log"
     if is_main:
         output.mkdir(parents=True, exist_ok=True)

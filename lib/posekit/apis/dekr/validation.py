@@ -7,17 +7,17 @@ from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence
 from tqdm import tqdm
 from yacs.config import CfgNode
 
-from ..data import build_test_dataset
-from ..data.annotations import load_json
-from ..data.datasets import KeypointTestDataset
-from ..data.metadata import keypoint_set_from_cfg
-from ..engine.training_state import BEST_FILE
-from ..evaluation import (collect_rescore_data, evaluate_keypoints, format_results_table, save_rescore_data,
+from ...data import build_test_dataset
+from ...data.annotations import load_json
+from ...data.datasets import KeypointTestDataset
+from ...data.metadata import keypoint_set_from_cfg
+from ...engine.training_state import BEST_FILE
+from ...evaluation import (collect_rescore_data, evaluate_keypoints, format_results_table, save_rescore_data,
                           write_results)
-from ..inference.dekr import pose_results_to_coco
-from ..utils.errors import ConfigError
-from ..utils.io import atomic_write_json
-from .estimator import PoseEstimator
+from ...inference.dekr.pipeline import pose_results_to_coco
+from ...utils.errors import ConfigError
+from ...utils.io import atomic_write_json
+from .estimator import DekrEstimator
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def check_expected_results(results: Optional[Mapping[str, float]], expected: Seq
     return failures
 
 
-def predict_dataset(estimator: PoseEstimator, dataset: KeypointTestDataset, count: int, show_progress: bool) -> List[dict]:
+def predict_dataset(estimator: DekrEstimator, dataset: KeypointTestDataset, count: int, show_progress: bool) -> List[dict]:
     """COCO-format results for the first ``count`` images of ``dataset``."""
     results = []
     for index in tqdm(range(count), desc="valid", unit="image", disable=not show_progress):
@@ -128,7 +128,7 @@ def run_validation(cfg: CfgNode, output: Path) -> Optional[Dict[str, float]]:
     """
     cfg = with_default_model_file(cfg, output)
     dataset = build_test_dataset(cfg)
-    estimator = PoseEstimator(cfg)
+    estimator = DekrEstimator(cfg)
     logger.info("=> loaded %s on %s", cfg.TEST.MODEL_FILE, estimator.device)
     count = min(cfg.TEST.MAX_IMAGES, len(dataset)) if cfg.TEST.MAX_IMAGES > 0 else len(dataset)
     results_file = results_path(cfg, output)

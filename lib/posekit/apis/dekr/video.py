@@ -13,13 +13,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..data.metadata import KeypointSet
-from ..utils.errors import DataError
-from ..utils.io import atomic_write_json, atomic_write_text
-from ..vis import draw_poses
-from .estimator import PoseEstimator, Prediction
+from ...data.metadata import KeypointSet
+from ...utils.errors import DataError
+from ...utils.io import atomic_write_json, atomic_write_text
+from ...vis import draw_poses
+from .estimator import DekrEstimator, Prediction
 
-# Frames handed to PoseEstimator.predict_batch at once by default (one network batch per chunk).
+# Frames handed to DekrEstimator.predict_batch at once by default (one network batch per chunk).
 FRAMES_PER_BATCH = 8
 CSV_DECIMALS = 2
 
@@ -162,7 +162,7 @@ class PoseVideoWriter:
         return VideoDemoOutputs(self.video_path, self.pose_dir, csv_path, json_path, len(self.frames))
 
 
-def run_video_demo(estimator: PoseEstimator, source: VideoSource, output_dir: str, inference_fps: float = 10,
+def run_video_demo(estimator: DekrEstimator, source: VideoSource, output_dir: str, inference_fps: float = 10,
                    vis_threshold: float = 0.0, show_progress: bool = True,
                    batch_size: int = FRAMES_PER_BATCH) -> VideoDemoOutputs:
     """Estimate poses on every round(fps / inference_fps)-th frame of ``source`` and write the demo's outputs.
@@ -180,7 +180,7 @@ def run_video_demo(estimator: PoseEstimator, source: VideoSource, output_dir: st
         source.capture.release()
 
 
-def _process_video(estimator: PoseEstimator, source: VideoSource, output_dir: Path, step: int,
+def _process_video(estimator: DekrEstimator, source: VideoSource, output_dir: Path, step: int,
                    vis_threshold: float, show_progress: bool, batch_size: int) -> VideoDemoOutputs:
     frames = sampled_frames(source, step)
     frames = chain([next(frames)], frames)  # an empty video fails here, before any output is touched
@@ -194,3 +194,13 @@ def _process_video(estimator: PoseEstimator, source: VideoSource, output_dir: Pa
                 writer.add(index, frame, [p for p in people if p["score"] > vis_threshold])
             progress.update(len(chunk))
     return writer.close(source, step)
+
+
+def dekr_video_demo(cfg, args) -> str:
+    """tools/inference_demo.py for DEKR: run the demo the parsed arguments describe; return the summary."""
+    video = open_video(args.videoFile)  # before the model loads, so a wrong path fails at once
+    outputs = run_video_demo(DekrEstimator(cfg), video, args.outputDir, args.inferenceFps, args.visthre,
+                             show_progress=cfg.TEST.LOG_PROGRESS, batch_size=args.batchSize)
+    return (f"processed {outputs.frames} frames of {args.videoFile}\n"
+            f"  video:  {outputs.video}\n  images: {outputs.pose_dir}/\n"
+            f"  csv:    {outputs.csv}\n  json:   {outputs.json}")

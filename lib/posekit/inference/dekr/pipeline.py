@@ -7,10 +7,10 @@ import torch
 from torch import nn
 from yacs.config import CfgNode
 
-from ..data.metadata import KeypointSet
-from ..data.transforms import to_normalized_tensor
-from ..utils.errors import ConfigError, DataError
-from ._device import module_device
+from ...data.metadata import KeypointSet
+from ...data.transforms import to_chw_tensor
+from ...utils.errors import ConfigError, DataError
+from .._device import module_device
 from .aggregate import peak_pool_kernel, scale_proposals, up_interpolate
 from .flip import Model, forward_with_flip
 from .match_heatmap import match_pose_to_heatmap
@@ -74,7 +74,7 @@ def _network_outputs(model: Model, images: Sequence[np.ndarray], cfg: CfgNode,
     outputs = []
     for scale in ordered_scales(cfg.TEST.SCALE_FACTOR):
         resized = [resize_align_multi_scale(image, cfg.DATASET.INPUT_SIZE, scale) for image in images]
-        inputs = torch.stack([to_normalized_tensor(warped) for warped, _, _ in resized]).to(device)
+        inputs = torch.stack([to_chw_tensor(warped) for warped, _, _ in resized]).to(device)
         heatmap, posemap = forward_with_flip(model, inputs, keypoint_set.flip_index,
                                              keypoint_set.flip_index_with_center, cfg.TEST.FLIP_TEST)
         # Same-size images share the centre and scale pair.

@@ -2,9 +2,9 @@
 import torch
 from torch import nn
 
-from ..data.metadata import KeypointSet
-from ..utils.errors import ConfigError
-from ._device import module_device
+from ...data.metadata import KeypointSet
+from ...utils.errors import ConfigError
+from .._device import module_device
 
 # Official: links 9 and 11 (COCO shoulder-hip; CrowdPose left hip-knee and knee-ankle) normalise the rest.
 NORMALIZER_LINKS = (9, 11)

@@ -4,7 +4,7 @@ from typing import List, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..utils.errors import ConfigError
+from ...utils.errors import ConfigError
 
 
 def ordered_scales(scales: Sequence[float]) -> List[float]:

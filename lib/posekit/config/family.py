@@ -1,0 +1,83 @@
+"""Config families: which section a file's tree gets, decided from the file itself.
+
+The rule (documented in docs/architecture.md):
+1. a ``FAMILY: name`` key in the file chain or on the command line names the family outright;
+2. otherwise the first registered family whose ``claims(mapping)`` accepts the merged yaml mapping
+   (the detector families claim files with ``MODEL.META_ARCHITECTURE``);
+3. otherwise DEKR, the default (``MODEL.NAME: hrnet_dekr`` or no model section at all).
+"""
+from dataclasses import dataclass
+from typing import Callable, Dict, Mapping, Optional
+
+from yacs.config import CfgNode
+
+from ..utils.errors import ConfigError
+from .base import get_base_cfg
+
+DEFAULT_FAMILY = "dekr"
+
+
+@dataclass(frozen=True)
+class ConfigFamily:
+    """How one family extends the base tree and recognises its files."""
+
+    name: str
+    add_config: Callable[[CfgNode], None]
+    # Whether a merged yaml mapping (without FAMILY) belongs to this family.
+    claims: Callable[[Mapping], bool]
+    # The config key naming the network in the model registry (e.g. MODEL.NAME).
+    architecture_key: str
+    # The two folder levels of a run under OUTPUT_DIR: (data set, model), as the family's seeds name them.
+    run_folders: Callable[[CfgNode], tuple]
+    # Called on the merged, not yet frozen tree: path resolution, warnings, cross-key checks.
+    finalize: Callable[[CfgNode, Mapping], None] = lambda cfg, mapping: None
+
+
+_FAMILIES: Dict[str, ConfigFamily] = {}
+
+
+def register_config_family(family: ConfigFamily) -> ConfigFamily:
+    """Make ``family`` selectable by load_cfg; its name must be new."""
+    if family.name in _FAMILIES:
+        raise ValueError(f"config family '{family.name}' is registered twice")
+    _FAMILIES[family.name] = family
+    return family
+
+
+def config_family(name: str) -> ConfigFamily:
+    """The registered family called ``name`` (ConfigError listing the known ones otherwise)."""
+    if name not in _FAMILIES:
+        raise ConfigError(f"FAMILY: unknown family '{name}'; known: {', '.join(sorted(_FAMILIES))}")
+    return _FAMILIES[name]
+
+
+def detect_family(mapping: Mapping, explicit: Optional[str] = None) -> ConfigFamily:
+    """The family of a merged yaml mapping by the rule in this module's docstring."""
+    if explicit:
+        return config_family(explicit)
+    for family in _FAMILIES.values():
+        if family.name != DEFAULT_FAMILY and family.claims(mapping):
+            return family
+    return config_family(DEFAULT_FAMILY)
+
+
+def get_cfg(family: str = DEFAULT_FAMILY) -> CfgNode:
+    """A fresh, mutable tree of ``family``'s defaults: the base tree plus the family's section."""
+    spec = config_family(family)
+    cfg = get_base_cfg()
+    spec.add_config(cfg)
+    cfg.FAMILY = spec.name
+    return cfg
+
+
+def family_of(cfg: CfgNode) -> ConfigFamily:
+    """The family a loaded config belongs to."""
+    return config_family(cfg.FAMILY or DEFAULT_FAMILY)
+
+
+def architecture_name(cfg: CfgNode) -> str:
+    """The value of the family's architecture key (the model registry's key), e.g. 'hrnet_dekr'."""
+    node = cfg
+    for part in family_of(cfg).architecture_key.split("."):
+        node = node[part]
+    return node
