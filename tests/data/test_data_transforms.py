@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from posekit.data.transforms import (AffineDraw, RandomAffine, RandomHorizontalFlip, affine_matrix, draw_affine,
-                                     to_normalized_tensor, transform_points)
+                                     to_chw_tensor, transform_points)
 
 
 def test_affine_maps_the_crop_centre_and_edge():
@@ -83,9 +83,8 @@ def test_flip_reorders_rows_and_mirrors_x():
     assert (out_image == image[:, ::-1]).all() and out_mask.tolist() == [[False, False, False, True]]
 
 
-def test_normalisation_uses_imagenet_statistics():
-    image = np.full((2, 2, 3), 255, np.uint8)
-    tensor = to_normalized_tensor(image)
-    assert tensor.shape == (3, 2, 2) and tensor.dtype == torch.float32
-    assert tensor[:, 0, 0].tolist() == pytest.approx([(1 - 0.485) / 0.229, (1 - 0.456) / 0.224,
-                                                      (1 - 0.406) / 0.225], rel=1e-6)
+def test_images_become_channel_first_uint8_tensors():
+    image = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    tensor = to_chw_tensor(image)
+    assert tensor.shape == (3, 2, 3) and tensor.dtype == torch.uint8
+    assert tensor[2, 1, 0].item() == image[1, 0, 2] == 11

@@ -1,7 +1,9 @@
 """Data sets on data/samples and on generated data: item layout, loss mask, zip reading, errors, seeding."""
+import hashlib
 import json
 import shutil
 import zipfile
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -9,8 +11,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from posekit.config import get_cfg
+from posekit.config import get_cfg, load_cfg
 from posekit.data import build_dataset, build_test_dataset
+from posekit.models.dekr.model import IMAGENET_MEAN, IMAGENET_STD, PIXEL_SCALE
+from posekit.models.preprocess import PixelNormalizer
 from posekit.utils.errors import DataError
 
 
@@ -31,10 +35,12 @@ def crowdpose_cfg(root):
 def test_coco_sample_items(samples_dir):
     dataset = build_dataset(coco_cfg(samples_dir / "coco"), is_train=True)
     assert len(dataset) == 4
-    image, heatmap, mask, offset, offset_weight = dataset[0]
+    image, heatmap, mask, offset, offset_weight = dataset[0].values()
+    assert list(dataset[0]) == ["image", "heatmap", "mask", "offset", "offset_weight"]
     assert image.shape == (3, 256, 256) and heatmap.shape == mask.shape == (18, 64, 64)
     assert offset.shape == offset_weight.shape == (34, 64, 64)
-    assert all(t.dtype == torch.float32 for t in (image, heatmap, mask, offset, offset_weight))
+    assert image.dtype == torch.uint8
+    assert all(t.dtype == torch.float32 for t in (heatmap, mask, offset, offset_weight))
     assert heatmap.max() <= 1 and set(np.unique(mask.numpy())) <= {0.0, np.float32(0.1), 1.0}
     assert (offset_weight > 0).any() and heatmap[17].max() > 0.5
 
@@ -42,7 +48,7 @@ def test_coco_sample_items(samples_dir):
 def test_crowdpose_sample_items(samples_dir):
     dataset = build_dataset(crowdpose_cfg(samples_dir / "crowdpose"), is_train=True)
     assert len(dataset) == 2
-    shapes = [tuple(t.shape) for t in dataset[1]]
+    shapes = [tuple(t.shape) for t in dataset[1].values()]
     assert shapes == [(3, 256, 256), (15, 64, 64), (15, 64, 64), (28, 64, 64), (28, 64, 64)]
 
 
@@ -96,7 +102,7 @@ def test_mask_is_zero_under_crowd_regions(tmp_path, samples_dir):
              "category_id": 1, "segmentation": {"size": [425, 640], "counts": [0, 160 * 425, 480 * 425]}}
     root = _one_image_root(tmp_path, samples_dir, [_person(1, {0: (400, 200), 5: (450, 300)}), crowd])
     cfg = coco_cfg(root, MAX_ROTATION=0, MIN_SCALE=1.0, MAX_SCALE=1.0, MAX_TRANSLATE=0, FLIP=0.0)
-    _, _, mask, _, _ = build_dataset(cfg, is_train=True)[0]
+    mask = build_dataset(cfg, is_train=True)[0]["mask"]
     # Crop: side 425 centred at (320, 212.5); output pixel u sits at image x = (u - 32) * 425 / 64 + 320.
     crowd_columns = [u for u in range(64) if (u - 32) * 425 / 64 + 320 < 158]
     free_columns = [u for u in range(64) if (u - 32) * 425 / 64 + 320 > 162]
@@ -154,9 +160,27 @@ def test_samples_depend_only_on_seed_epoch_and_index(samples_dir):
     dataset.set_epoch(1)
     serial, parallel = _batches(dataset, 0), _batches(dataset, 2)
     for batch_a, batch_b in zip(serial, parallel):
-        assert all(torch.equal(a, b) for a, b in zip(batch_a, batch_b))
-    epoch1_image = dataset[0][0]
+        assert batch_a.keys() == batch_b.keys()
+        assert all(torch.equal(batch_a[key], batch_b[key]) for key in batch_a)
+    epoch1_image = dataset[0]["image"]
     dataset.set_epoch(2)
-    assert not torch.equal(dataset[0][0], epoch1_image)
+    assert not torch.equal(dataset[0]["image"], epoch1_image)
     dataset.set_epoch(1)
-    assert torch.equal(dataset[0][0], epoch1_image)
+    assert torch.equal(dataset[0]["image"], epoch1_image)
+
+
+def test_training_items_equal_those_before_the_shared_foundation(samples_dir):
+    """SHA-256 prefixes of every sample item (epochs 0 and 1) recorded with posekit 0e8590d, whose items
+    carried the ImageNet-normalised image: the network's normalised input and all targets are unchanged."""
+    recorded = json.loads((Path(__file__).parent / "dekr_items_before_foundation.json").read_text())
+    cfg = load_cfg(str(samples_dir.parents[1] / "experiments/samples/dekr_tiny_coco.yaml"),
+                   ["DATASET.ROOT", str(samples_dir / "coco")])
+    dataset = build_dataset(cfg, is_train=True)
+    normalize = PixelNormalizer(IMAGENET_MEAN, IMAGENET_STD, PIXEL_SCALE, "RGB")
+    for epoch in (0, 1):
+        dataset.set_epoch(epoch)
+        for index in range(len(dataset)):
+            item = dataset[index]
+            tensors = [normalize(item["image"][None])[0]] + [item[key] for key in list(item)[1:]]
+            digests = [hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()[:16] for t in tensors]
+            assert digests == recorded[f"{epoch}/{index}"], f"epoch {epoch}, item {index}"

@@ -15,9 +15,10 @@ W32_CROWDPOSE = "crowdpose/w32/w32_4x_reg03_bs10_512_adam_lr1e-3_crowdpose_x300.
 W48_CROWDPOSE = "crowdpose/w48/w48_4x_reg03_bs5_640_adam_lr1e-3_crowdpose_x300.yaml"
 W32_DEEPFASHION2 = "deepfashion2_cat1/w32/w32_4x_reg03_bs10_512_adam_lr1e-3_coco_x140.yaml"
 
-OFFICIAL_CHILDREN = ["conv1", "bn1", "conv2", "bn2", "relu", "layer1", "transition1", "stage2", "transition2",
-                     "stage3", "transition3", "stage4", "transition_heatmap", "transition_offset",
-                     "head_heatmap", "offset_feature_layers", "offset_final_layer"]
+OFFICIAL_BACKBONE_CHILDREN = ["conv1", "bn1", "conv2", "bn2", "relu", "layer1", "transition1", "stage2", "transition2",
+                              "stage3", "transition3", "stage4"]
+OFFICIAL_HEAD_CHILDREN = ["transition_heatmap", "transition_offset", "head_heatmap", "offset_feature_layers",
+                          "offset_final_layer"]
 
 
 @pytest.fixture
@@ -40,19 +41,35 @@ def read_official_keys():
 
 
 def test_w32_state_dict_equals_official_keys_shapes_and_order(meta_model):
+    """Official names, renamed once at load time (backbone modules under 'backbone.'), give ours in order."""
     model = meta_model(W32_COCO)
     params = {name for name, _ in model.named_parameters()}
     ours = [(key, str(tuple(value.shape)), str(value.dtype).replace("torch.", ""),
              "param" if key in params else "buffer") for key, value in model.state_dict().items()]
     official = read_official_keys()
+    renamed = list(model.convert_official_state_dict({key: None for key, *_ in official}))
     assert len(official) == 2264
     assert len(ours) == len(official)
-    for mine, theirs in zip(ours, official):
-        assert mine == theirs
+    for mine, theirs, name in zip(ours, official, renamed):
+        assert mine == (name, *theirs[1:])
+    backbone_entries = sum(key.split(".")[0] in OFFICIAL_BACKBONE_CHILDREN for key, *_ in official)
+    assert sum(name.startswith("backbone.") for name in renamed) == backbone_entries
 
 
 def test_top_level_children_in_official_order(meta_model):
-    assert [name for name, _ in meta_model(W32_COCO).named_children()] == OFFICIAL_CHILDREN
+    model = meta_model(W32_COCO)
+    assert [name for name, _ in model.backbone.named_children()] == OFFICIAL_BACKBONE_CHILDREN
+    assert [name for name, _ in model.named_children()] == (["normalizer", "backbone"] + OFFICIAL_HEAD_CHILDREN
+                                                           + ["criterion"])
+
+
+def test_backbone_alone_returns_named_branches(meta_model):
+    backbone = meta_model(W32_COCO).backbone
+    assert backbone.output_shape() == {"stride4": (32, 4), "stride8": (64, 8), "stride16": (128, 16),
+                                       "stride32": (256, 32)}
+    branches = backbone(torch.zeros(1, 3, 64, 96, device="meta"))
+    assert {name: tuple(x.shape) for name, x in branches.items()} == {
+        "stride4": (1, 32, 16, 24), "stride8": (1, 64, 8, 12), "stride16": (1, 128, 4, 6), "stride32": (1, 256, 2, 3)}
 
 
 @pytest.mark.parametrize("relative, entries", [(W32_CROWDPOSE, 2192), (W32_DEEPFASHION2, 2456)])
@@ -79,7 +96,8 @@ def test_macs_follow_input_size(experiment_cfg):
 
 def test_w48_group_sizes_equal_official(meta_model):
     model = meta_model(W48_COCO)
-    sizes = {name: sum(p.numel() for p in child.parameters()) for name, child in model.named_children()}
+    sizes = {name: sum(p.numel() for p in child.parameters())
+             for name, child in [*model.named_children(), *model.backbone.named_children()]}
     assert sizes["stage4"] == 47_624_256
     assert sizes["transition_offset"] == 184_110
     assert sizes["head_heatmap"] == 42_546

@@ -17,7 +17,7 @@ def trained_from_scratch(tiny_cfg):
 
 def test_convs_normal_std_0_001_and_batch_norms_unit(trained_from_scratch):
     model = trained_from_scratch
-    stage_weight = model.stage4[0].branches[3][0].conv1.weight  # 64 x 64 x 3 x 3 draws
+    stage_weight = model.backbone.stage4[0].branches[3][0].conv1.weight  # 64 x 64 x 3 x 3 draws
     assert abs(stage_weight.std().item() - 0.001) < 0.0001
     assert torch.count_nonzero(model.head_heatmap[1].bias) == 0
     assert torch.count_nonzero(model.offset_final_layer[5].bias) == 0
@@ -41,7 +41,7 @@ def test_adaptive_conv_weights_keep_default_init_and_transforms_start_at_zero(tr
 def test_no_init_at_test_time(tiny_cfg):
     torch.manual_seed(0)
     model = build_model(tiny_cfg)
-    assert model.stage4[0].branches[3][0].conv1.weight.std() > 0.01  # PyTorch's default init, not N(0, 0.001)
+    assert model.backbone.stage4[0].branches[3][0].conv1.weight.std() > 0.01  # PyTorch's default init, not N(0, 0.001)
 
 
 def test_pretrained_backbone_is_loaded_by_top_level_name(tmp_path, experiment_cfg, tiny_cfg):
@@ -53,7 +53,9 @@ def test_pretrained_backbone_is_loaded_by_top_level_name(tmp_path, experiment_cf
                 module.running_var.uniform_(0.5, 2.0)
                 module.num_batches_tracked.fill_(7)
     source = source_model.state_dict()
-    imagenet = {k: v for k, v in source.items() if k.split(".")[0] in ("conv1", "bn1", "layer1", "stage2")}
+    # An ImageNet HRNet file names the backbone's modules at the top level, as the official DEKR does.
+    official = {k[len("backbone."):]: v for k, v in source.items() if k.startswith("backbone.")}
+    imagenet = {k: v for k, v in official.items() if k.split(".")[0] in ("conv1", "bn1", "layer1", "stage2")}
     imagenet["classifier.weight"] = torch.ones(1000, 2048)  # a classification-head entry DEKR does not have
     path = tmp_path / "hrnet_imagenet.pth"
     torch.save(imagenet, path)
@@ -66,12 +68,13 @@ def test_pretrained_backbone_is_loaded_by_top_level_name(tmp_path, experiment_cf
     everything = build()
     for key in ("conv1.weight", "layer1.0.conv3.weight", "stage2.0.fuse_layers.1.0.0.0.weight",
                 "bn1.running_var", "layer1.0.bn1.num_batches_tracked"):
-        assert torch.equal(everything[key], source[key])
-    assert not torch.equal(everything["stage3.0.branches.0.0.conv1.weight"], source["stage3.0.branches.0.0.conv1.weight"])
+        assert torch.equal(everything["backbone." + key], official[key])
+    assert not torch.equal(everything["backbone.stage3.0.branches.0.0.conv1.weight"],
+                           official["stage3.0.branches.0.0.conv1.weight"])
 
     only_conv1 = build("MODEL.SPEC.PRETRAINED_LAYERS", "['conv1']")
-    assert torch.equal(only_conv1["conv1.weight"], source["conv1.weight"])
-    assert not torch.equal(only_conv1["layer1.0.conv3.weight"], source["layer1.0.conv3.weight"])
+    assert torch.equal(only_conv1["backbone.conv1.weight"], official["conv1.weight"])
+    assert not torch.equal(only_conv1["backbone.layer1.0.conv3.weight"], official["layer1.0.conv3.weight"])
 
 
 def test_missing_pretrained_file_is_reported(experiment_cfg):

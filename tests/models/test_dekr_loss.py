@@ -4,13 +4,15 @@ import torch
 
 from posekit.config import get_cfg
 from posekit.models.dekr.loss import DekrLoss
+from posekit.utils.errors import ConfigError
 
 
 def make_loss(**loss):
     cfg = get_cfg()
     for key, value in loss.items():
         setattr(cfg.LOSS, key, value)
-    return DekrLoss(cfg)
+    criterion = DekrLoss(cfg)
+    return lambda *args: tuple(criterion(*args).get(name) for name in ("loss_heatmap", "loss_offset"))
 
 
 def heatmap_inputs():
@@ -44,7 +46,12 @@ def test_no_positive_offset_weights_divides_by_one():
     assert offset.item() == 0
 
 
-def test_switched_off_losses_are_none():
+def test_both_losses_off_is_a_config_error():
+    with pytest.raises(ConfigError, match="nothing to train"):
+        make_loss(WITH_HEATMAPS_LOSS=False, WITH_OFFSETS_LOSS=False)
+
+
+def test_switched_off_losses_are_left_out():
     heatmap, offset = make_loss(WITH_HEATMAPS_LOSS=False)(heatmap_inputs()[0], offset_inputs()[0],
                                                            *heatmap_inputs()[1:], *offset_inputs()[1:])
     assert heatmap is None and offset is not None

@@ -39,7 +39,8 @@ def test_bf16_autocast_is_close(tiny_model, image, reference):
 
 def test_torch_compile_matches(experiment_cfg):
     # One keypoint and one stage keep inductor's compile time (the test's whole cost) to about a minute.
-    cfg = experiment_cfg("samples/dekr_tiny_coco.yaml", "DATASET.NUM_JOINTS", "1", "MODEL.SPEC.STAGES.NUM_STAGES", "1")
+    cfg = experiment_cfg("samples/dekr_tiny_coco.yaml", "DATASET.NUM_JOINTS", "1", "MODEL.NUM_JOINTS", "1",
+                         "MODEL.SPEC.STAGES.NUM_STAGES", "1")
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     image = torch.randn(1, 3, 32, 32)

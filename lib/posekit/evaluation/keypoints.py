@@ -1,4 +1,5 @@
-"""Keypoint AP/AR with the official evaluation libraries (spec 7.7), results files and the results table.
+"""Keypoint AP/AR with the official evaluation libraries (spec 7.7), results files, the results table and
+``KeypointEvaluator``, the DatasetEvaluator that gathers pose predictions into a results file and scores it.
 
 COCO uses pycocotools; CrowdPose uses xtcocotools' ``keypoints_crowd`` mode with ``use_area=False``,
 which reproduces the CrowdPose API (crowdposetools): OKS scale and area ranges from 0.53 x the gt box
@@ -6,8 +7,9 @@ area, ignore flags from ``num_keypoints``, easy/medium/hard split by ``crowdInde
 """
 import contextlib
 import io
+import logging
 from collections import OrderedDict, defaultdict
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pycocotools.coco
@@ -17,8 +19,10 @@ import xtcocotools.cocoeval
 
 from ..data.annotations import load_json, require_fields
 from ..data.metadata import CROWDPOSE, COCO as COCO_KEYPOINTS, KeypointSet
+from ..inference.dekr.pipeline import pose_results_to_coco
 from ..utils.errors import ConfigError, DataError
 from ..utils.io import atomic_write_json
+from .evaluator import DatasetEvaluator
 
 COCO_STATS = OrderedDict([("AP", 0), ("AP50", 1), ("AP75", 2), ("APm", 3), ("APl", 4),
                           ("AR", 5), ("AR50", 6), ("AR75", 7), ("ARm", 8), ("ARl", 9)])
@@ -28,6 +32,8 @@ CROWDPOSE_STATS = OrderedDict([("AP", 0), ("AP50", 1), ("AP75", 2), ("AR", 3), (
 STAT_NAMES = {"coco": COCO_STATS, "crowdpose": CROWDPOSE_STATS}
 KEYPOINT_SETS = {"coco": COCO_KEYPOINTS, "crowdpose": CROWDPOSE}
 RESULT_FIELDS = ("image_id", "category_id", "keypoints", "score")
+
+logger = logging.getLogger(__name__)
 
 
 class CrowdPoseEval(xtcocotools.cocoeval.COCOeval):
@@ -126,3 +132,43 @@ def format_results_table(name: str, results: Dict[str, float]) -> str:
 def write_results(path: str, records: List[dict]) -> None:
     """Write result records to ``path`` atomically (sorted keys, indent 4, as the official writer)."""
     atomic_write_json(path, records, sort_keys=True, indent=4)
+
+
+class KeypointEvaluator(DatasetEvaluator):
+    """Poses of each image as COCO result records, written to ``results_file`` and scored against ``gt_json``.
+
+    Outputs are ``(poses (N, K, 3), scores (N,))`` per image. Without ground truth (``gt_json`` None, e.g. a
+    test-server split) ``evaluate`` only writes the results file and returns None. ``arch`` names the
+    model in the logged results table.
+    """
+
+    def __init__(self, gt_json: Optional[str], results_file: str, kind: str,
+                 keypoint_set: Optional[KeypointSet] = None, arch: str = "model") -> None:
+        _check_kind(kind)
+        self.gt_json = gt_json
+        self.results_file = str(results_file)
+        self.kind = kind
+        self.keypoint_set = keypoint_set
+        self.arch = arch
+        self._records: List[dict] = []
+
+    def reset(self) -> None:
+        """Drop the records gathered so far."""
+        self._records = []
+
+    def process(self, inputs: List[Dict[str, Any]], outputs: List[Tuple[np.ndarray, np.ndarray]]) -> None:
+        """Add the result records of each image's ``(poses, scores)``."""
+        for item, (poses, scores) in zip(inputs, outputs):
+            self._records.extend(pose_results_to_coco(item["image_id"], poses, scores))
+
+    def evaluate(self) -> Optional[Dict[str, float]]:
+        """Write the results file, then score it (None without ground truth)."""
+        write_results(self.results_file, self._records)
+        logger.info("=> wrote %s", self.results_file)
+        return None if self.gt_json is None else self.score_results()
+
+    def score_results(self) -> Optional[Dict[str, float]]:
+        """Official AP/AR of the written results file, logged as the results table."""
+        metrics = evaluate_keypoints(self.gt_json, self.results_file, self.kind, self.keypoint_set)
+        logger.info("\n%s", format_results_table(self.arch, metrics))
+        return metrics

@@ -1,33 +1,37 @@
-"""What tools/valid.py does: predict every test image, write the results file, evaluate, check expected metrics."""
+"""What tools/valid.py does for DEKR: predict every test image, write the results file, evaluate it."""
 import logging
-import math
 from pathlib import Path
-from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
-from tqdm import tqdm
 from yacs.config import CfgNode
 
 from ...data import build_test_dataset
 from ...data.annotations import load_json
 from ...data.datasets import KeypointTestDataset
-from ...data.metadata import keypoint_set_from_cfg
+from ...data.metadata import KeypointSet, keypoint_set_from_cfg
 from ...engine.training_state import BEST_FILE
-from ...evaluation import (collect_rescore_data, evaluate_keypoints, format_results_table, save_rescore_data,
-                          write_results)
-from ...inference.dekr.pipeline import pose_results_to_coco
-from ...utils.errors import ConfigError
+from ...evaluation import collect_rescore_data, save_rescore_data
+from ...evaluation.evaluator import inference_on_dataset
+from ...evaluation.keypoints import KeypointEvaluator
 from ...utils.io import atomic_write_json
 from .estimator import DekrEstimator
 
 logger = logging.getLogger(__name__)
 
 
-class ExpectedMetric(NamedTuple):
-    """One TEST.EXPECTED_RESULTS entry: ``metric`` must lie within ``tolerance`` of ``value``."""
+class RescoreDataEvaluator(KeypointEvaluator):
+    """RESCORE.GET_DATA: writes the results file, then the rescore net's training data drawn from it."""
 
-    metric: str
-    value: float
-    tolerance: float
+    def __init__(self, gt_json: Optional[str], results_file: str, kind: str, keypoint_set: KeypointSet,
+                 data_file: str) -> None:
+        super().__init__(gt_json, results_file, kind, keypoint_set)
+        self.data_file = data_file
+
+    def score_results(self) -> None:
+        """Save the rescore training data instead of metrics (None: nothing is scored)."""
+        data = collect_rescore_data(self.gt_json, self.results_file, self.kind, self.keypoint_set)
+        save_rescore_data(self.data_file, data)
+        logger.info("=> wrote rescore training data to %s", self.data_file)
 
 
 def with_default_model_file(cfg: CfgNode, output: Path) -> CfgNode:
@@ -51,46 +55,6 @@ def evaluation_kind(cfg: CfgNode) -> str:
     return "crowdpose" if "crowd" in (cfg.DATASET.DATASET_TEST or cfg.DATASET.DATASET) else "coco"
 
 
-def parse_expected_results(entries: Sequence) -> List[ExpectedMetric]:
-    """TEST.EXPECTED_RESULTS as ExpectedMetric tuples; a malformed entry raises ConfigError naming it."""
-    expected = []
-    for entry in entries:
-        well_formed = (isinstance(entry, (list, tuple)) and len(entry) == 3 and isinstance(entry[0], str)
-                       and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in entry[1:]))
-        if not well_formed or entry[2] < 0:
-            raise ConfigError(f"TEST.EXPECTED_RESULTS: entry {entry!r} must be [metric name, value, "
-                              f"tolerance >= 0], e.g. [['AP', 0.68, 0.002]]")
-        expected.append(ExpectedMetric(entry[0], float(entry[1]), float(entry[2])))
-    return expected
-
-
-def check_expected_results(results: Optional[Mapping[str, float]], expected: Sequence[ExpectedMetric]) -> List[str]:
-    """One message per expected metric that is missing, not finite, or further than its tolerance.
-
-    ``results`` None means nothing was evaluated, which fails every expectation.
-    """
-    if results is None:
-        return [f"metric '{metric}' was expected but nothing was evaluated (the split has no annotations "
-                f"or RESCORE.GET_DATA is set)" for metric, _, _ in expected]
-    failures = []
-    for metric, value, tolerance in expected:
-        if metric not in results:
-            failures.append(f"metric '{metric}' is missing from the results (available: {', '.join(results)})")
-        elif not math.isfinite(results[metric]) or abs(results[metric] - value) > tolerance:
-            failures.append(f"metric '{metric}' is {results[metric]:.6f}, expected {value} +- {tolerance}")
-    return failures
-
-
-def predict_dataset(estimator: DekrEstimator, dataset: KeypointTestDataset, count: int, show_progress: bool) -> List[dict]:
-    """COCO-format results for the first ``count`` images of ``dataset``."""
-    results = []
-    for index in tqdm(range(count), desc="valid", unit="image", disable=not show_progress):
-        image_id, image = dataset[index]
-        poses, scores = estimator.estimate(image)
-        results.extend(pose_results_to_coco(image_id, poses, scores))
-    return results
-
-
 def ground_truth_subset(gt_json: str, image_ids: Sequence[int], path: Path) -> str:
     """Write the ground truth restricted to ``image_ids`` to ``path`` (so a TEST.MAX_IMAGES run scores fairly)."""
     data = load_json(gt_json)
@@ -109,16 +73,21 @@ def scoring_ground_truth(dataset: KeypointTestDataset, count: int, results_file:
     return ground_truth_subset(dataset.gt_json, image_ids, results_file.with_name(f"gt_first_{count}_images.json"))
 
 
-def evaluate_results(cfg: CfgNode, gt_json: str, results_file: Path) -> Optional[Dict[str, float]]:
-    """Print and return the metrics; with RESCORE.GET_DATA write the rescore training data instead (None)."""
+def validation_evaluator(cfg: CfgNode, dataset: KeypointTestDataset, count: int,
+                         results_file: Path) -> KeypointEvaluator:
+    """The evaluator of the first ``count`` test images: metrics, or rescore data under RESCORE.GET_DATA."""
+    gt_json = scoring_ground_truth(dataset, count, results_file) if dataset.has_annotations else None
+    kind, keypoint_set = evaluation_kind(cfg), keypoint_set_from_cfg(cfg)
     if cfg.RESCORE.GET_DATA:
-        data = collect_rescore_data(gt_json, str(results_file), evaluation_kind(cfg), keypoint_set_from_cfg(cfg))
-        save_rescore_data(cfg.RESCORE.DATA_FILE, data)
-        logger.info("=> wrote rescore training data to %s", cfg.RESCORE.DATA_FILE)
-        return None
-    metrics = evaluate_keypoints(gt_json, str(results_file), evaluation_kind(cfg), keypoint_set_from_cfg(cfg))
-    logger.info("\n%s", format_results_table(cfg.MODEL.NAME, metrics))
-    return metrics
+        return RescoreDataEvaluator(gt_json, str(results_file), kind, keypoint_set, cfg.RESCORE.DATA_FILE)
+    return KeypointEvaluator(gt_json, str(results_file), kind, keypoint_set, arch=cfg.MODEL.NAME)
+
+
+def single_image_batches(dataset: KeypointTestDataset, count: int) -> Iterator[List[dict]]:
+    """The first ``count`` test images, one per batch, as ``[{"image_id": ..., "image": RGB uint8}]``."""
+    for index in range(count):
+        image_id, image = dataset[index]
+        yield [{"image_id": image_id, "image": image}]
 
 
 def run_validation(cfg: CfgNode, output: Path) -> Optional[Dict[str, float]]:
@@ -132,9 +101,9 @@ def run_validation(cfg: CfgNode, output: Path) -> Optional[Dict[str, float]]:
     logger.info("=> loaded %s on %s", cfg.TEST.MODEL_FILE, estimator.device)
     count = min(cfg.TEST.MAX_IMAGES, len(dataset)) if cfg.TEST.MAX_IMAGES > 0 else len(dataset)
     results_file = results_path(cfg, output)
-    write_results(str(results_file), predict_dataset(estimator, dataset, count, cfg.TEST.LOG_PROGRESS))
-    logger.info("=> wrote %s", results_file)
+    evaluator = validation_evaluator(cfg, dataset, count, results_file)
+    metrics = inference_on_dataset(lambda inputs: [estimator.estimate(item["image"]) for item in inputs],
+                                   single_image_batches(dataset, count), evaluator, count, cfg.TEST.LOG_PROGRESS)
     if not dataset.has_annotations:
         logger.info("=> %s has no annotations: submit %s to the evaluation server", cfg.DATASET.TEST, results_file)
-        return None
-    return evaluate_results(cfg, scoring_ground_truth(dataset, count, results_file), results_file)
+    return metrics
