@@ -6,11 +6,12 @@ from pathlib import Path
 
 import torch
 
-import posekit.engine.trainer as trainer_module
-from engine_toys import ToyDataset, ToyDekr, toy_cfg
+import posekit.engine.hooks as hooks_module
+from engine_toys import ToyDataset, ToyModel, epoch_solver
+from posekit.config import get_cfg
+from posekit.engine import Checkpointer, LearningRateSchedule, Schedule, Trainer
 from posekit.engine.distributed import init_distributed, shutdown_distributed
 from posekit.engine.rng import seed_everything
-from posekit.models.dekr.loss import DekrLoss
 
 
 class RecordingDataset(ToyDataset):
@@ -27,30 +28,32 @@ class RecordingDataset(ToyDataset):
         return super().__getitem__(index)
 
 
-class RecordingDekr(ToyDekr):
+class RecordingModel(ToyModel):
     def __init__(self) -> None:
         super().__init__()
         self.weights_before_steps = []
 
-    def forward(self, x):
+    def forward(self, batch):
         self.weights_before_steps.append(torch.cat([p.detach().flatten() for p in self.parameters()]).tolist())
-        return super().forward(x)
+        return super().forward(batch)
 
 
 def main(output_dir: str) -> None:
-    cfg = toy_cfg(TRAIN__END_EPOCH=2)
+    cfg = get_cfg()
+    cfg.DEVICE = "cpu"
     context = init_distributed(cfg)
     saved = []
-    save_torch = trainer_module.save_torch
+    save_torch = hooks_module.save_torch
 
     def recording_save(path, obj):
         saved.append(Path(path).name)
         save_torch(path, obj)
 
-    trainer_module.save_torch = recording_save
+    hooks_module.save_torch = recording_save
     seed_everything(cfg.SEED + context.rank)  # different initial weights: DDP must broadcast rank 0's
-    model, dataset = RecordingDekr(), RecordingDataset()
-    trainer_module.Trainer(cfg, model, dataset, DekrLoss(cfg), context, Path(output_dir)).train()
+    model, dataset = RecordingModel(), RecordingDataset()
+    solver = epoch_solver(schedule=Schedule(unit="epoch", length=2, steps=(1,), gamma=0.1))
+    Trainer(model, dataset, solver, context, Path(output_dir), [LearningRateSchedule(), Checkpointer()]).train()
     final = torch.cat([p.detach().flatten() for p in model.parameters()]).tolist()
     record = {"world_size": context.world_size, "loaded": dataset.loaded, "saved": saved,
               "weights_before_steps": model.weights_before_steps, "final_weights": final}

@@ -63,13 +63,13 @@ def test_loads_into_a_data_parallel_wrapper(tmp_path, trained):
     torch.save(trained.state_dict(), path)
     wrapped = torch.nn.DataParallel(tiny_dekr(0))
     load_weights(wrapped, str(path))
-    assert torch.equal(wrapped.module.conv1.weight, trained.conv1.weight)
+    assert torch.equal(wrapped.module.backbone.conv1.weight, trained.backbone.conv1.weight)
 
 
 def test_mismatched_checkpoint_names_keys_and_file(tmp_path, trained):
     path = tmp_path / "coco_weights.pth"
     torch.save(trained.state_dict(), path)
-    crowdpose = tiny_dekr(0, "DATASET.NUM_JOINTS", "14")
+    crowdpose = tiny_dekr(0, "DATASET.NUM_JOINTS", "14", "MODEL.NUM_JOINTS", "14")
     with pytest.raises(CheckpointError) as caught:
         load_weights(crowdpose, str(path))
     message = str(caught.value)
@@ -81,12 +81,25 @@ def test_mismatched_checkpoint_names_keys_and_file(tmp_path, trained):
 
 def test_missing_keys_are_listed(tmp_path, trained):
     state = trained.state_dict()
-    del state["conv1.weight"], state["bn1.running_var"]
+    del state["backbone.conv1.weight"], state["backbone.bn1.running_var"]
     path = tmp_path / "partial.pth"
     torch.save(state, path)
-    with pytest.raises(CheckpointError, match=r"2 missing keys: conv1.weight, bn1.running_var"):
+    with pytest.raises(CheckpointError, match=r"2 missing keys: backbone.conv1.weight, backbone.bn1.running_var"):
         load_weights(tiny_dekr(0), str(path))
-    assert load_weights(tiny_dekr(0), str(path), strict=False) == ["conv1.weight", "bn1.running_var"]
+    assert load_weights(tiny_dekr(0), str(path), strict=False) == ["backbone.conv1.weight", "backbone.bn1.running_var"]
+
+
+def test_official_key_names_are_renamed_once_at_load_time(tmp_path, trained, image):
+    """An official DEKR file names the backbone's modules at the top level (conv1, stage4, ...)."""
+    official = {key.replace("backbone.", "", 1): value for key, value in trained.state_dict().items()}
+    assert "conv1.weight" in official and "transition_offset.0.weight" in official
+    path = tmp_path / "official.pth"
+    torch.save(official, path)
+    fresh = tiny_dekr(0)
+    assert load_weights(fresh, str(path)) == []
+    with torch.no_grad():
+        for got, want in zip(fresh(image), trained(image)):
+            assert torch.equal(got, want)
 
 
 def test_missing_and_unreadable_files(tmp_path):

@@ -7,55 +7,117 @@ import pytest
 import torch
 from torch import nn
 
-from engine_toys import ToyDataset, ToyDekr, toy_cfg
+from engine_toys import ToyDataset, ToyModel
+from posekit.apis.dekr.training import dekr_solver
+from posekit.config import get_cfg
+from posekit.engine import GradientClipping, Schedule, SolverSettings, build_optimizer
 from posekit.engine.amp import MixedPrecision
 from posekit.engine.device import resolve_device
 from posekit.engine.loss_curve import moving_average
-from posekit.engine.optim import build_lr_scheduler, build_optimizer
 from posekit.engine.rng import capture_rng_state, restore_rng_state
 from posekit.engine.sampler import ResumableSampler
 from posekit.utils.errors import ConfigError
 
 
-def test_adam_as_official():
-    optimizer = build_optimizer(toy_cfg(TRAIN__LR=0.002), ToyDekr())
-    assert isinstance(optimizer, torch.optim.Adam)
+def dekr_toy_cfg(**train):
+    cfg = get_cfg()
+    for key, value in train.items():
+        cfg.TRAIN[key] = value
+    return cfg
+
+
+def test_dekr_adam_as_official():
+    model = ToyModel()
+    optimizer = build_optimizer(model, dekr_solver(dekr_toy_cfg(LR=0.002)))
+    assert isinstance(optimizer, torch.optim.Adam) and len(optimizer.param_groups) == 1
     group = optimizer.param_groups[0]
     assert (group["lr"], group["weight_decay"], group["betas"]) == (0.002, 0, (0.9, 0.999))
+    assert group["params"] == list(model.parameters())
 
 
-def test_sgd_reads_momentum_weight_decay_and_nesterov():
-    cfg = toy_cfg(TRAIN__OPTIMIZER="sgd", TRAIN__MOMENTUM=0.8, TRAIN__WD=0.01, TRAIN__NESTEROV=True)
-    group = build_optimizer(cfg, ToyDekr()).param_groups[0]
+def test_dekr_sgd_reads_momentum_weight_decay_and_nesterov():
+    cfg = dekr_toy_cfg(OPTIMIZER="sgd", MOMENTUM=0.8, WD=0.01, NESTEROV=True)
+    group = build_optimizer(ToyModel(), dekr_solver(cfg)).param_groups[0]
     assert (group["momentum"], group["weight_decay"], group["nesterov"]) == (0.8, 0.01, True)
 
 
 def test_unknown_optimizer_is_a_config_error():
     with pytest.raises(ConfigError, match="TRAIN.OPTIMIZER.*rmsprop"):
-        build_optimizer(toy_cfg(TRAIN__OPTIMIZER="rmsprop"), ToyDekr())
+        build_optimizer(ToyModel(), dekr_solver(dekr_toy_cfg(OPTIMIZER="rmsprop")))
 
 
-def learning_rates(cfg, epochs):
-    """The learning rate used during each epoch when the schedule is stepped after every epoch."""
-    optimizer = build_optimizer(cfg, ToyDekr())
-    scheduler = build_lr_scheduler(cfg, optimizer)
-    rates = []
-    for _ in range(epochs):
-        rates.append(optimizer.param_groups[0]["lr"])
+def rates(schedule, iterations, iterations_per_epoch=1, base_lr=1.0):
+    return [schedule.learning_rate(base_lr, i, iterations_per_epoch) for i in iterations]
+
+
+def test_dekr_schedule_steps_after_epochs():
+    schedule = dekr_solver(dekr_toy_cfg(LR=1.0, LR_STEP=[2, 4], LR_FACTOR=0.5, END_EPOCH=6)).schedule
+    # 5 iterations per epoch: epochs 0-1 at 1, 2-3 at 0.5, 4-5 at 0.25.
+    assert rates(schedule, [0, 9, 10, 19, 20, 29], 5) == [1, 1, 0.5, 0.5, 0.25, 0.25]
+    assert schedule.total_iterations(5) == 30 and schedule.first_iteration(5) == 0
+
+
+def test_dekr_schedule_starts_at_begin_epoch():
+    schedule = dekr_solver(dekr_toy_cfg(LR=1.0, LR_STEP=[2, 4], LR_FACTOR=0.5, BEGIN_EPOCH=3)).schedule
+    assert schedule.first_iteration(5) == 15
+    assert rates(schedule, [15, 20], 5) == [0.5, 0.25]
+
+
+def test_dekr_rates_equal_torch_multistep_lr_bit_for_bit():
+    schedule = Schedule(unit="epoch", length=140, steps=(90, 110), gamma=0.1)
+    optimizer = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=0.001)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [90, 110], 0.1)
+    for epoch in range(140):
+        assert schedule.learning_rate(0.001, epoch * 3 + 2, 3) == optimizer.param_groups[0]["lr"], epoch
         optimizer.step()
         scheduler.step()
-    return rates
 
 
-def test_multistep_schedule_per_epoch():
-    cfg = toy_cfg(TRAIN__LR=1.0, TRAIN__LR_STEP=[2, 4], TRAIN__LR_FACTOR=0.5)
-    assert learning_rates(cfg, 6) == pytest.approx([1, 1, 0.5, 0.5, 0.25, 0.25])
+def test_linear_warmup_and_steps_by_hand():
+    schedule = Schedule(unit="iteration", length=10, steps=(6, 8), gamma=0.1, warmup_iters=4, warmup_factor=0.001)
+    # Linear warm-up: factor 0.001 (1 - i/4) + i/4; then x0.1 at 6 and at 8.
+    expected = [0.02 * 0.001, 0.02 * (0.001 * 0.75 + 0.25), 0.02 * (0.001 * 0.5 + 0.5),
+                0.02 * (0.001 * 0.25 + 0.75), 0.02, 0.02, 0.002, 0.002, 0.0002, 0.0002]
+    assert rates(schedule, range(10), base_lr=0.02) == pytest.approx(expected, rel=1e-12)
+    constant = Schedule(unit="iteration", length=10, steps=(), gamma=0.1, warmup_iters=2, warmup_factor=0.25,
+                        warmup_method="constant")
+    assert rates(constant, range(4)) == [0.25, 0.25, 1.0, 1.0]
 
 
-def test_schedule_starts_at_begin_epoch():
-    cfg = toy_cfg(TRAIN__LR=1.0, TRAIN__LR_STEP=[2, 4], TRAIN__LR_FACTOR=0.5, TRAIN__BEGIN_EPOCH=3)
-    # Epochs 3, 4, 5.
-    assert learning_rates(cfg, 3) == pytest.approx([0.5, 0.25, 0.25])
+def test_bad_schedules_are_refused():
+    with pytest.raises(ConfigError, match="warm-up method 'cosine'"):
+        Schedule(unit="iteration", length=10, steps=(), gamma=0.1, warmup_method="cosine")
+    with pytest.raises(ConfigError, match="must increase"):
+        Schedule(unit="iteration", length=10, steps=(8, 6), gamma=0.1)
+
+
+def test_parameter_groups_take_norm_and_bias_rules():
+    model = ToyModel()  # conv (weight, bias), batch norm (weight, bias), 1x1 conv and linear (weight, bias)
+    settings = SolverSettings(optimizer="sgd", base_lr=0.1, images_per_batch=1, weight_decay=1e-4,
+                              weight_decay_norm=0.0, weight_decay_bias=1e-5, bias_lr_factor=2.0,
+                              schedule=Schedule(unit="iteration", length=1, steps=(), gamma=1.0))
+    groups = {(group["lr"], group["weight_decay"]): group["params"] for group in build_optimizer(model, settings).param_groups}
+    norm = model.stem[1]
+    assert groups[(0.1, 0.0)] == [norm.weight, norm.bias]
+    assert groups[(0.2, 1e-5)] == [model.stem[0].bias, model.map_head.bias, model.vector_head.bias]
+    assert groups[(0.1, 1e-4)] == [model.stem[0].weight, model.map_head.weight, model.vector_head.weight]
+
+
+def test_gradient_clipping_by_hand():
+    first, second = torch.zeros(2, requires_grad=True), torch.zeros(1, requires_grad=True)
+
+    def clipped(clip_type):
+        first.grad, second.grad = torch.tensor([3.0, -4.0]), torch.tensor([12.0])
+        GradientClipping(clip_type, 2.5)([first, second])
+        return first.grad.tolist() + second.grad.tolist()
+
+    assert clipped("value") == [2.5, -2.5, 2.5]
+    # Per parameter: norms 5 and 12 each scaled to 2.5.
+    assert clipped("norm") == pytest.approx([1.5, -2.0, 2.5], rel=1e-5)
+    # Whole model: norm 13 scaled to 2.5.
+    assert clipped("full_model") == pytest.approx([3 * 2.5 / 13, -4 * 2.5 / 13, 12 * 2.5 / 13], rel=1e-5)
+    with pytest.raises(ConfigError, match="CLIP_TYPE.*'sum'"):
+        GradientClipping("sum", 1.0)
 
 
 def draws():

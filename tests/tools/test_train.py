@@ -1,4 +1,5 @@
 """tools/train.py on the bundled COCO samples with the tiny DEKR: learning, exact resume, divergence, torchrun."""
+import json
 import os
 import subprocess
 import sys
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils.data import default_collate
 
 from posekit.config import load_cfg
 from posekit.data import build_dataset
@@ -15,7 +17,6 @@ import posekit.engine.trainer as trainer_module
 from posekit.engine.trainer import TrainingDiverged
 from posekit.engine.training_state import BEST_FILE, CHECKPOINT_FILE, FINAL_FILE
 from posekit.models import build_model
-from posekit.models.dekr.loss import DekrLoss
 from posekit.apis.cli import run_tool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,10 +46,9 @@ def train_main(tmp_path: Path, *extra: str) -> Path:
 def sample_loss(model, cfg) -> float:
     """Total DEKR loss of ``model`` on all sample images at once (train-mode BatchNorm, no gradient)."""
     dataset = build_dataset(cfg, is_train=True)
-    images, *targets = (torch.stack(items) for items in zip(*(dataset[i] for i in range(len(dataset)))))
+    batch = default_collate([dataset[i] for i in range(len(dataset))])
     with torch.no_grad():
-        heatmap, offset = model.train()(images)
-        return sum(loss.item() for loss in DekrLoss(cfg)(heatmap, offset, *targets))
+        return sum(loss.item() for loss in model.train()(batch).values())
 
 
 def test_short_training_lowers_the_loss(tmp_path):
@@ -115,6 +115,20 @@ def test_torchrun_two_cpu_processes(tmp_path):
     output = tmp_path / "output" / RUN_SUBDIR
     checkpoint = torch.load(output / CHECKPOINT_FILE, weights_only=True)
     # 4 samples over 2 processes in batches of 2: one step each.
-    assert checkpoint["epoch"] == 1 and len(checkpoint["loss_history"]) == 1
+    assert checkpoint["epoch"] == 1 and len(checkpoint["loss_history"]["loss_heatmap"]) == 1
     assert result.stderr.count("=> saved checkpoint") == 1
     assert "=> 2 process(es) on cpu" in result.stderr
+
+
+def test_losses_equal_the_run_before_the_shared_trainer(tmp_path):
+    """Per-iteration losses of 3 epochs on the samples (LR step after epoch 2), one thread, recorded with
+    posekit 0e8590d (DEKR's own trainer). Same machine: bit-identical; the tolerance allows another CPU's
+    float rounding, far below what a changed item, order, rate or loss would do (>1e-2 relative)."""
+    recorded = json.loads((Path(__file__).parent / "data" / "dekr_tiny_losses_before_foundation.json").read_text())
+    opts = ["OUTPUT_DIR", str(tmp_path / "output"), "LOG_DIR", str(tmp_path / "log"), "TRAIN.END_EPOCH", "3",
+            "TRAIN.LR_STEP", "[2]", "AUTO_RESUME", "False", "DEVICE", "cpu"]
+    assert train.main(["--cfg", SAMPLE_CFG, *opts]) == 0
+    history = torch.load(tmp_path / "output" / RUN_SUBDIR / CHECKPOINT_FILE, weights_only=True)["loss_history"]
+    assert list(history) == ["loss_heatmap", "loss_offset"]
+    assert history["loss_heatmap"].tolist() == pytest.approx(recorded["heatmap_loss"], rel=1e-4)
+    assert history["loss_offset"].tolist() == pytest.approx(recorded["offset_loss"], rel=1e-4)

@@ -92,8 +92,11 @@ def get_dataset_records(name: str) -> List[dict]:
 
 
 def dataset_metadata(name: str) -> Dict[str, Any]:
-    """A copy of the metadata of data set ``name`` (standard sets: json_file, image_root, image_archive,
-    keypoint_set, evaluator)."""
+    """A copy of the metadata of data set ``name``.
+
+    Standard sets carry json_file, image_root (folder), image_archive (its zip), keypoint_set (a
+    ``posekit.data.metadata`` name) and evaluator ('coco', 'crowdpose' or 'densepose').
+    """
     _require_registered(name)
     return dict(_METADATA[name])
 

@@ -45,9 +45,10 @@ class DensePoseFlip:
     def __post_init__(self) -> None:
         expected = (DENSEPOSE_CHART_COUNT, UV_TABLE_SIZE, UV_TABLE_SIZE)
         for name in ("u_transforms", "v_transforms"):
-            shape = np.shape(getattr(self, name))
-            if shape != expected:
-                raise ConfigError(f"DensePoseFlip.{name}: expected shape {expected}, got {shape}")
+            table = np.asarray(getattr(self, name), np.float32)
+            if table.shape != expected:
+                raise ConfigError(f"DensePoseFlip.{name}: expected shape {expected}, got {table.shape}")
+            object.__setattr__(self, name, table)  # frozen: set once, as float32 like the points
         if sorted(self.chart_symmetry) != list(range(DENSEPOSE_CHART_COUNT + 1)):
             raise ConfigError(f"DensePoseFlip.chart_symmetry must permute 0..{DENSEPOSE_CHART_COUNT}")
         if sorted(self.part_symmetry) != list(range(DENSEPOSE_PART_COUNT + 1)):
@@ -157,11 +158,11 @@ def _flip_densepose(points: Optional[DensePosePoints], flip: DensePoseFlip) -> O
     """Mirror one person's DensePose annotation inside its (already mirrored) box, densepose.md §5.3."""
     if points is None:
         return None
-    chart_table = points.chart - 1  # the tables are read with the original chart
-    u_hat = torch.floor(points.u * 255).long().clamp(0, UV_TABLE_SIZE - 1)
-    v_hat = torch.floor(points.v * 255).long().clamp(0, UV_TABLE_SIZE - 1)
-    u_tables = torch.as_tensor(flip.u_transforms, dtype=points.u.dtype)
-    v_tables = torch.as_tensor(flip.v_transforms, dtype=points.v.dtype)
+    # The tables are read with the original chart, at [floor(255 V), floor(255 U)] computed in the points'
+    # float32 as the official code does.
+    table_position = ((points.chart - 1).cpu().numpy(),
+                      torch.floor(points.v * 255).long().clamp(0, UV_TABLE_SIZE - 1).cpu().numpy(),
+                      torch.floor(points.u * 255).long().clamp(0, UV_TABLE_SIZE - 1).cpu().numpy())
     part_masks = None
     if points.part_masks is not None:
         part_masks = [[] for _ in range(DENSEPOSE_PART_COUNT)]
@@ -170,7 +171,9 @@ def _flip_densepose(points: Optional[DensePosePoints], flip: DensePoseFlip) -> O
     return DensePosePoints(
         x=DENSEPOSE_FRAME - points.x, y=points.y.clone(),
         chart=torch.as_tensor(flip.chart_symmetry)[points.chart.cpu()].to(points.chart.device),
-        u=u_tables[chart_table, v_hat, u_hat], v=v_tables[chart_table, v_hat, u_hat], part_masks=part_masks)
+        u=torch.as_tensor(flip.u_transforms[table_position], dtype=points.u.dtype, device=points.u.device),
+        v=torch.as_tensor(flip.v_transforms[table_position], dtype=points.v.dtype, device=points.v.device),
+        part_masks=part_masks)
 
 
 def _flip_keypoints(keypoints: torch.Tensor, width: int, flip_index: Optional[Sequence[int]]) -> torch.Tensor:
