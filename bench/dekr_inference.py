@@ -8,7 +8,7 @@ One row per (model, device and mode, batch, flip, scales); random weights. The i
 COCO image (data/samples/coco), repeated to fill a batch as video frames of one size would. The pipeline
 is posekit.inference's (resize, flip test, aggregation, pose NMS, rescoring, mapping back); the network
 is wrapped so that its calls are timed on their own (synchronised), which splits each run into
-  pre      resize + normalise + copy to the device, per image;
+  pre      resize + copy to the device, per image (the network normalises inside the forward);
   forward  the network calls (plain and flipped, every scale), per batch;
   post     everything else per image: flip averaging and decoding, aggregation, pose NMS, rescoring,
            mapping back to the image.
@@ -38,7 +38,7 @@ from yacs.config import CfgNode
 from common import format_table, machine, median_seconds, timed, write_section
 from posekit.config import load_cfg
 from posekit.data.metadata import keypoint_set_from_cfg
-from posekit.data.transforms import to_normalized_tensor
+from posekit.data.transforms import to_chw_tensor
 from posekit.engine.device import configure_cudnn
 from posekit.export import export_dekr
 from posekit.export.runtime import OnnxRuntimeNetwork
@@ -157,11 +157,11 @@ def read_image() -> np.ndarray:
 
 
 def preprocess_seconds(image: np.ndarray, cfg: CfgNode, device: torch.device) -> float:
-    """Time to resize, normalise and copy one image to the device at every scale."""
+    """Time to resize one image and copy it to the device at every scale (the network normalises it)."""
     def run() -> None:
         for scale in cfg.TEST.SCALE_FACTOR:
             resized = resize_align_multi_scale(image, cfg.DATASET.INPUT_SIZE, scale)[0]
-            to_normalized_tensor(resized).to(device)
+            to_chw_tensor(resized).to(device)
     return timed(run, device)
 
 
@@ -373,7 +373,7 @@ def profile_forward(model: str) -> None:
     cfg = load_case_cfg(case)
     network = build_networks(case, cfg)[0].network
     resized = resize_align_multi_scale(read_image(), cfg.DATASET.INPUT_SIZE, 1.0)[0]
-    image = to_normalized_tensor(resized)[None]
+    image = to_chw_tensor(resized)[None]
     with torch.inference_mode():
         network(image)
         totals = module_times(network, image)
@@ -392,7 +392,7 @@ def profile_gpu_kernels(model: str, batch: int = 8) -> None:
     cfg = load_case_cfg(case)
     network = build_networks(case, cfg)[0]
     resized = resize_align_multi_scale(read_image(), cfg.DATASET.INPUT_SIZE, 1.0)[0]
-    image = to_normalized_tensor(resized)[None].repeat(batch, 1, 1, 1).to(case.device)
+    image = to_chw_tensor(resized)[None].repeat(batch, 1, 1, 1).to(case.device)
     activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
     with torch.inference_mode():
         network(image)  # cuDNN picks its algorithms

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 from posekit.apis import family_tools
 from posekit.apis.cli import config_parser, load_cfg_from_args, run_tool
-from posekit.apis.dekr.video import FRAMES_PER_BATCH
+from posekit.apis.family import FRAMES_PER_BATCH
 
 
 def main(argv: Optional[List[str]] = None) -> int:

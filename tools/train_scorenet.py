@@ -8,7 +8,7 @@ from typing import List, Optional
 
 from posekit.data.metadata import keypoint_set_from_cfg
 from posekit.engine.device import resolve_device
-from posekit.engine.rescore_training import init_rescore_weights, rescore_training_set, train_rescore_net
+from posekit.apis.dekr.rescore_training import init_rescore_weights, rescore_training_set, train_rescore_net
 from posekit.engine.rng import seed_everything
 from posekit.engine.training_state import save_torch
 from posekit.evaluation import load_rescore_data

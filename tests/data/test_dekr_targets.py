@@ -1,4 +1,4 @@
-"""DEKR targets against hand-worked examples (spec 6.2, 6.4, 6.5 with the posekit fixes)."""
+"""DEKR targets against hand-worked examples (dekr.md 6.2, 6.4, 6.5 with the posekit fixes)."""
 import math
 
 import numpy as np

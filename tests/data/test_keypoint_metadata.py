@@ -26,7 +26,7 @@ def test_left_and_right_names_swap(name):
 
 
 def test_official_flip_tables():
-    # COCO_WITH_CENTER and CROWDPOSE_WITH_CENTER of the official code (spec 6.3).
+    # COCO_WITH_CENTER and CROWDPOSE_WITH_CENTER of the official code (dekr.md 6.3).
     assert get_keypoint_set("coco").flip_index_with_center == [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13,
                                                                16, 15, 17]
     assert get_keypoint_set("crowdpose").flip_index_with_center == [1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 12,

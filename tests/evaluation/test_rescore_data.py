@@ -52,7 +52,7 @@ def test_best_oks_and_recording_rules(files):
     data = collect_rescore_data(gt_path, results_path, "coco")
     image10 = sorted([d for d in dets if d["image_id"] == 10], key=lambda d: -d["score"])[:20]
     expected = [max(oks(d["keypoints"], gts[0]), oks(d["keypoints"], gts[1])) for d in image10]
-    # Against only an ignored gt, the best over ignored gts counts: the bbox-distance OKS (spec 7.6).
+    # Against only an ignored gt, the best over ignored gts counts: the bbox-distance OKS (dekr.md 7.6).
     bb = gts[2]["bbox"]
     assert data.keypoints.shape == (21, 17, 3) and data.oks.shape == (21,)
     np.testing.assert_allclose(data.oks[:20], expected, rtol=1e-9)

@@ -1,4 +1,4 @@
-"""Aggregation (spec 7.3), pose NMS (7.4), heatmap matching (7.5) and rescore features (7.6) on hand-made maps."""
+"""Aggregation (dekr.md 7.3), pose NMS (7.4), heatmap matching (7.5) and rescore features (7.6) on hand-made maps."""
 import math
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Flip test (spec 7.2): the shifted mirror input, channel reordering and pose-map flipping."""
+"""Flip test (dekr.md 7.2): the shifted mirror input, channel reordering and pose-map flipping."""
 import torch
 
 from posekit.data.metadata import COCO

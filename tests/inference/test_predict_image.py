@@ -6,7 +6,8 @@ from torch import nn
 
 from posekit.config import get_cfg
 from posekit.data.metadata import COCO
-from posekit.inference.dekr import pose_results_to_coco, predict_image
+from posekit.evaluation.keypoints import pose_results_to_coco
+from posekit.inference.dekr import predict_image
 
 K = COCO.num_joints
 # Joint offsets from the centre in output pixels, mirror-symmetric: left joint = mirrored right joint.

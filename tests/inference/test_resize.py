@@ -1,4 +1,4 @@
-"""Input sizing (spec 7.1) and the inverse mapping back to image pixels (7.6)."""
+"""Input sizing (dekr.md 7.1) and the inverse mapping back to image pixels (7.6)."""
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""DekrLoss on hand-made inputs with hand-computed values (spec 6.6)."""
+"""DekrLoss on hand-made inputs with hand-computed values (dekr.md 6.6)."""
 import pytest
 import torch
 

@@ -9,7 +9,7 @@ import torch
 
 from posekit.config import get_cfg
 from posekit.data.metadata import keypoint_set_from_cfg
-from posekit.engine.rescore_training import init_rescore_weights, rescore_training_set, train_rescore_net
+from posekit.apis.dekr.rescore_training import init_rescore_weights, rescore_training_set, train_rescore_net
 from posekit.evaluation import RescoreData, save_rescore_data
 from posekit.models.dekr import build_rescore_net
 from posekit.utils.errors import DataError

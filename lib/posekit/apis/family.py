@@ -45,6 +45,9 @@ class FamilyTools:
     expected_results: Callable[[CfgNode], Sequence] = lambda cfg: []
 
 
+# Video frames handed to an estimator's predict_batch at once by default (tools/inference_demo.py --batchSize).
+FRAMES_PER_BATCH = 8
+
 _TOOLS: Dict[str, FamilyTools] = {}
 
 

@@ -4,7 +4,7 @@ from typing import Callable, Dict
 from yacs.config import CfgNode
 
 from ..utils.errors import ConfigError
-from .datasets import DekrTrainDataset, KeypointTestDataset, coco_layout, crowdpose_layout
+from .datasets import KeypointTestDataset, coco_layout, crowdpose_layout, dekr_train_dataset
 from .datasets.keypoints import DatasetLayout
 from .metadata import keypoint_set_from_cfg
 
@@ -33,7 +33,7 @@ def build_dataset(cfg: CfgNode, is_train: bool):
     if not is_train:
         return build_test_dataset(cfg)
     layout = _layout(cfg.DATASET.DATASET, "DATASET.DATASET", cfg, cfg.DATASET.TRAIN)
-    return DekrTrainDataset(layout, keypoint_set_from_cfg(cfg), cfg.DATASET, cfg.SEED)
+    return dekr_train_dataset(layout, keypoint_set_from_cfg(cfg), cfg.DATASET, cfg.SEED)
 
 
 def build_test_dataset(cfg: CfgNode) -> KeypointTestDataset:

@@ -1,4 +1,4 @@
-"""DEKR training augmentation (spec 6.3): random scale/rotation/translation affine and horizontal flip.
+"""DEKR training augmentation (dekr.md 6.3): random scale/rotation/translation affine and horizontal flip.
 
 Random draws follow the official order and sources: NumPy for the affine (two uniforms, then two integer
 shifts), Python ``random`` for the flip. Both generators are passed in, so a sample depends only on the
@@ -75,7 +75,7 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 
 class RandomAffine:
-    """Crop the image to INPUT_SIZE and mask and joints to OUTPUT_SIZE with one random affine (spec 6.3 steps 1-4)."""
+    """Crop the image to INPUT_SIZE and mask and joints to OUTPUT_SIZE with one random affine (dekr.md 6.3 steps 1-4)."""
 
     def __init__(self, input_size: int, output_size: int, max_rotation: float, min_scale: float,
                  max_scale: float, scale_type: str, max_translate: float) -> None:
@@ -106,7 +106,7 @@ class RandomAffine:
 
 
 class RandomHorizontalFlip:
-    """Mirror image, mask and joints with probability ``prob`` (spec 6.3 step 5, official x -> R - 1 - x)."""
+    """Mirror image, mask and joints with probability ``prob`` (dekr.md 6.3 step 5, official x -> R - 1 - x)."""
 
     def __init__(self, flip_index_with_center: Sequence[int], output_size: int, prob: float) -> None:
         self.flip_index = list(flip_index_with_center)

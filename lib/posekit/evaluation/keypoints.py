@@ -1,4 +1,4 @@
-"""Keypoint AP/AR with the official evaluation libraries (spec 7.7), results files, the results table and
+"""Keypoint AP/AR with the official evaluation libraries (dekr.md 7.7), results files, the results table and
 ``KeypointEvaluator``, the DatasetEvaluator that gathers pose predictions into a results file and scores it.
 
 COCO uses pycocotools; CrowdPose uses xtcocotools' ``keypoints_crowd`` mode with ``use_area=False``,
@@ -19,7 +19,6 @@ import xtcocotools.cocoeval
 
 from ..data.annotations import load_json, require_fields
 from ..data.metadata import CROWDPOSE, COCO as COCO_KEYPOINTS, KeypointSet
-from ..inference.dekr.pipeline import pose_results_to_coco
 from ..utils.errors import ConfigError, DataError
 from ..utils.io import atomic_write_json
 from .evaluator import DatasetEvaluator
@@ -133,6 +132,20 @@ def write_results(path: str, records: List[dict]) -> None:
     """Write result records to ``path`` atomically (sorted keys, indent 4, as the official writer)."""
     atomic_write_json(path, records, sort_keys=True, indent=4)
 
+
+def pose_results_to_coco(image_id: int, poses: np.ndarray, scores: np.ndarray) -> List[dict]:
+    """COCO result records (category 1, 3K keypoint floats, score, joint bounding box) for one image's poses."""
+    records = []
+    for pose, score in zip(np.asarray(poses, dtype=np.float64), scores):
+        low, high = pose[:, :2].min(axis=0), pose[:, :2].max(axis=0)
+        records.append({
+            "image_id": int(image_id),
+            "category_id": 1,
+            "keypoints": [float(v) for v in pose.reshape(-1)],
+            "score": float(score),
+            "bbox": [float(low[0]), float(low[1]), float(high[0] - low[0]), float(high[1] - low[1])],
+        })
+    return records
 
 class KeypointEvaluator(DatasetEvaluator):
     """Poses of each image as COCO result records, written to ``results_file`` and scored against ``gt_json``.

@@ -1,4 +1,4 @@
-"""Training data for the rescore net (spec 7.6, ``RESCORE.GET_DATA``): predicted poses and their best OKS."""
+"""Training data for the rescore net (dekr.md 7.6, ``RESCORE.GET_DATA``): predicted poses and their best OKS."""
 import contextlib
 import io
 from typing import List, NamedTuple, Optional

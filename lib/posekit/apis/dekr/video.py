@@ -17,10 +17,9 @@ from ...data.metadata import KeypointSet
 from ...utils.errors import DataError
 from ...utils.io import atomic_write_json, atomic_write_text
 from ...vis import draw_poses
+from ..family import FRAMES_PER_BATCH
 from .estimator import DekrEstimator, Prediction
 
-# Frames handed to DekrEstimator.predict_batch at once by default (one network batch per chunk).
-FRAMES_PER_BATCH = 8
 CSV_DECIMALS = 2
 
 

@@ -1,6 +1,7 @@
 """Keypoint data sets: COCO, CrowdPose and COCO-format conversions (DeepFashion2 category 1)."""
 from .coco import coco_layout
 from .crowdpose import crowdpose_layout
-from .keypoints import DatasetLayout, DekrTrainDataset, KeypointTestDataset
+from .keypoints import DatasetLayout, DekrMapper, KeypointTestDataset, dekr_train_dataset, keypoint_records
 
-__all__ = ["DatasetLayout", "DekrTrainDataset", "KeypointTestDataset", "coco_layout", "crowdpose_layout"]
+__all__ = ["DatasetLayout", "DekrMapper", "KeypointTestDataset", "coco_layout", "crowdpose_layout",
+           "dekr_train_dataset", "keypoint_records"]

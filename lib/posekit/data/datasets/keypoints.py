@@ -1,8 +1,8 @@
-"""Data-set-independent readers: the DEKR training set (augmented, with targets) and the test-time image set."""
+"""COCO-style keypoint splits: DEKR's training records and mapper (augmentation, targets) and the test images."""
 import os
 import random
 from dataclasses import dataclass
-from typing import Callable, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -10,7 +10,9 @@ from torch.utils.data import Dataset
 
 from ...utils.errors import DataError
 from ..annotations import keypoint_array, load_keypoint_file
+from ..catalog import image_path
 from ..image_io import read_rgb
+from ..mapped_dataset import MappedDataset
 from ..metadata import KeypointSet
 from ..targets.dekr import (SMALL_PERSON_SEGMENT_AREA, heatmap_targets, labelled_extent_areas, loss_mask,
                             offset_targets, person_centres)
@@ -30,7 +32,7 @@ class DatasetLayout:
 
     def image_path(self, file_name: str) -> str:
         """Path (or ``archive.zip@member``) of one image."""
-        return f"{self.image_source}@{file_name}" if self.zipped else os.path.join(self.image_source, file_name)
+        return image_path(self.image_source, file_name, self.zipped)
 
 
 def image_source(zip_path: str, folder: str, data_format: str) -> Tuple[str, bool]:
@@ -47,23 +49,26 @@ def _annotation_fields(layout: DatasetLayout) -> Tuple[str, ...]:
     return ("area",) if layout.small_person_rule else ()
 
 
-class DekrTrainDataset(Dataset):
-    """DEKR training items: dicts of "image" (3xSxS uint8 RGB), "heatmap", "mask" ((K+1)xRxR), "offset" and
-    "offset_weight" (2KxRxR).
+def keypoint_records(layout: DatasetLayout, keypoint_set: KeypointSet) -> List[dict]:
+    """Catalog-style records (file_name, image_id, annotations) of the layout's images that have annotations.
 
-    Augmentation draws come from generators seeded by (seed, epoch, index): call ``set_epoch`` before each
-    epoch; worker count, worker seeding and resume points then do not change any sample.
+    Official DEKR trains on every image with at least one annotation, crowd or not.
     """
+    keypoint_file = load_keypoint_file(layout.annotation_file, keypoint_set.num_joints, _annotation_fields(layout),
+                                       layout.masks_from_segments)
+    by_image = keypoint_file.annotations_by_image
+    return [{"file_name": layout.image_path(image["file_name"]), "image_id": image["id"],
+             "annotations": by_image[image["id"]]}
+            for image in keypoint_file.images if by_image.get(image["id"])]
 
-    def __init__(self, layout: DatasetLayout, keypoint_set: KeypointSet, dataset_cfg, seed: int) -> None:
+
+class DekrMapper:
+    """A record -> DEKR's training item: dicts of "image" (3xSxS uint8 RGB), "heatmap", "mask" ((K+1)xRxR),
+    "offset" and "offset_weight" (2KxRxR), with the official augmentation drawn from the item's seeds."""
+
+    def __init__(self, layout: DatasetLayout, keypoint_set: KeypointSet, dataset_cfg) -> None:
         self.layout = layout
-        self.keypoint_set = keypoint_set
         self.num_joints = keypoint_set.num_joints
-        keypoint_file = load_keypoint_file(layout.annotation_file, self.num_joints, _annotation_fields(layout),
-                                           layout.masks_from_segments)
-        self.annotations = keypoint_file.annotations_by_image
-        # Official: keep images with at least one annotation, crowd or not.
-        self.images = [image for image in keypoint_file.images if self.annotations.get(image["id"])]
         self.affine = RandomAffine(dataset_cfg.INPUT_SIZE, dataset_cfg.OUTPUT_SIZE, dataset_cfg.MAX_ROTATION,
                                    dataset_cfg.MIN_SCALE, dataset_cfg.MAX_SCALE, dataset_cfg.SCALE_TYPE,
                                    dataset_cfg.MAX_TRANSLATE)
@@ -74,23 +79,15 @@ class DekrTrainDataset(Dataset):
         self.center_sigma = dataset_cfg.CENTER_SIGMA
         self.bg_weight = dataset_cfg.BG_WEIGHT
         self.offset_radius = dataset_cfg.OFFSET_RADIUS
-        self.seed = seed
-        self.epoch = 0
 
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch whose augmentation draws the next items use."""
-        self.epoch = epoch
-
-    def generators(self, index: int) -> Tuple[np.random.RandomState, random.Random]:
-        """The NumPy (affine) and Python (flip) generators of item ``index`` in the current epoch."""
-        numpy_seed, python_seed = np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(2)
+    @staticmethod
+    def generators(seed_sequence: np.random.SeedSequence) -> Tuple[np.random.RandomState, random.Random]:
+        """The NumPy (affine) and Python (flip) generators of one item."""
+        numpy_seed, python_seed = seed_sequence.generate_state(2)
         return np.random.RandomState(numpy_seed), random.Random(int(python_seed))
 
     def persons(self, annotations: List[dict]) -> Tuple[np.ndarray, np.ndarray]:
-        """(P, K+1, 3) joints with centre rows and (P,) areas of the annotations that train (spec 6.2)."""
+        """(P, K+1, 3) joints with centre rows and (P,) areas of the annotations that train (dekr.md 6.2)."""
         kept = [ann for ann in annotations if not ann["iscrowd"] or ann["num_keypoints"] > 0]
         keypoints = np.stack([keypoint_array(ann, self.num_joints) for ann in kept]) if kept else \
             np.zeros((0, self.num_joints, 3))
@@ -99,17 +96,16 @@ class DekrTrainDataset(Dataset):
         joints = np.concatenate([keypoints, person_centres(keypoints, centre_allowed)[:, None]], axis=1)
         return joints, labelled_extent_areas(keypoints)
 
-    def __getitem__(self, index: int):
-        info = self.images[index]
-        annotations = self.annotations[info["id"]]
-        image = read_rgb(self.layout.image_path(info["file_name"]))
+    def __call__(self, record: dict, seed_sequence: np.random.SeedSequence) -> Dict[str, torch.Tensor]:
+        annotations = record["annotations"]
+        image = read_rgb(record["file_name"])
         height, width = image.shape[:2]
         if self.layout.masks_from_segments:
             mask = loss_mask(annotations, height, width, self.layout.annotation_file)
         else:
             mask = np.ones((height, width), bool)
         joints, areas = self.persons(annotations)
-        numpy_rng, python_rng = self.generators(index)
+        numpy_rng, python_rng = self.generators(seed_sequence)
         image, mask, joints, areas = self.affine(image, mask, joints, areas, numpy_rng)
         image, mask, joints = self.flip(image, mask, joints, python_rng)
         heatmap, heatmap_weight = heatmap_targets(joints, self.output_size, self.sigma, self.center_sigma,
@@ -118,6 +114,11 @@ class DekrTrainDataset(Dataset):
         return {"image": to_chw_tensor(image), "heatmap": torch.from_numpy(heatmap),
                 "mask": torch.from_numpy(heatmap_weight * mask[None].astype(np.float32)),
                 "offset": torch.from_numpy(offset), "offset_weight": torch.from_numpy(offset_weight)}
+
+
+def dekr_train_dataset(layout: DatasetLayout, keypoint_set: KeypointSet, dataset_cfg, seed: int) -> MappedDataset:
+    """DEKR's training set of one split: its records through ``DekrMapper``, seeded by ``seed``."""
+    return MappedDataset(keypoint_records(layout, keypoint_set), DekrMapper(layout, keypoint_set, dataset_cfg), seed)
 
 
 class KeypointTestDataset(Dataset):

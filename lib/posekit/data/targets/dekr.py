@@ -1,4 +1,4 @@
-"""DEKR training targets (spec 6.2, 6.4, 6.5): loss mask, keypoint/centre heatmaps and pixel-wise offsets.
+"""DEKR training targets (dekr.md 6.2, 6.4, 6.5): loss mask, keypoint/centre heatmaps and pixel-wise offsets.
 
 Joints arrays have shape (P, K+1, 3): rows 0..K-1 are the keypoints (x, y, v), row K the person centre.
 Three official defects are fixed (docs/differences.md, "Training targets"); everything else (window

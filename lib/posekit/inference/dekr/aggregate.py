@@ -1,4 +1,4 @@
-"""Per-scale aggregation (spec 7.3): up-sampled heatmap sum and centre-peak pose proposals."""
+"""Per-scale aggregation (dekr.md 7.3): up-sampled heatmap sum and centre-peak pose proposals."""
 from typing import Tuple
 
 import torch

@@ -1,4 +1,4 @@
-"""One network pass with the official flip test (spec 7.2): heatmaps and pose maps, flip-averaged."""
+"""One network pass with the official flip test (dekr.md 7.2): heatmaps and pose maps, flip-averaged."""
 from typing import Callable, Optional, Sequence, Tuple
 
 import torch

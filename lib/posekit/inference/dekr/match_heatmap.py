@@ -1,4 +1,4 @@
-"""Optional refinement of NMS poses on the averaged keypoint heatmaps (spec 7.5, ``TEST.MATCH_HMP``)."""
+"""Optional refinement of NMS poses on the averaged keypoint heatmaps (dekr.md 7.5, ``TEST.MATCH_HMP``)."""
 import warnings
 from typing import Dict, Optional, Tuple
 

@@ -1,5 +1,5 @@
-"""The DEKR test-time pipeline (spec 7): resize, flip test, multi-scale aggregation, pose NMS, optional
-heatmap matching, mapping back to the image and rescoring; plus COCO-style result records (7.7)."""
+"""The DEKR test-time pipeline (dekr.md 7): resize, flip test, multi-scale aggregation, pose NMS, optional
+heatmap matching, mapping back to the image and rescoring."""
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
@@ -84,7 +84,7 @@ def _network_outputs(model: Model, images: Sequence[np.ndarray], cfg: CfgNode,
 
 def _decode(outputs: Sequence[ScaleOutput], image_shape: Tuple[int, ...], cfg: CfgNode,
             keypoint_set: KeypointSet, rescore_net: Optional[nn.Module]) -> Tuple[np.ndarray, np.ndarray]:
-    """One image's poses and scores from its (batch-1) outputs at every scale (spec 7.3-7.6)."""
+    """One image's poses and scores from its (batch-1) outputs at every scale (dekr.md 7.3-7.6)."""
     base_size, _, _ = get_multi_scale_size(image_shape[0], image_shape[1], cfg.DATASET.INPUT_SIZE, 1.0)
     ratio = cfg.DATASET.INPUT_SIZE * 1.0 / cfg.DATASET.OUTPUT_SIZE
     heatmap_sum, proposals = None, []
@@ -119,18 +119,3 @@ def _predict_same_size(model: Model, images: Sequence[np.ndarray], cfg: CfgNode,
         return [_decode([o._replace(heatmap=o.heatmap[i:i + 1], posemap=o.posemap[i:i + 1]) for o in outputs],
                         images[i].shape, cfg, keypoint_set, rescore_net)
                 for i in range(len(images))]
-
-
-def pose_results_to_coco(image_id: int, poses: np.ndarray, scores: np.ndarray) -> List[dict]:
-    """COCO result records (category 1, 3K keypoint floats, score, joint bounding box) for one image's poses."""
-    records = []
-    for pose, score in zip(np.asarray(poses, dtype=np.float64), scores):
-        low, high = pose[:, :2].min(axis=0), pose[:, :2].max(axis=0)
-        records.append({
-            "image_id": int(image_id),
-            "category_id": 1,
-            "keypoints": [float(v) for v in pose.reshape(-1)],
-            "score": float(score),
-            "bbox": [float(low[0]), float(low[1]), float(high[0] - low[0]), float(high[1] - low[1])],
-        })
-    return records

@@ -1,4 +1,4 @@
-"""Pose NMS and pose scores (spec 7.4)."""
+"""Pose NMS and pose scores (dekr.md 7.4)."""
 from typing import List, Sequence, Tuple
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Rescoring (spec 7.6): pose features for the rescore net and the rescored pose scores."""
+"""Rescoring (dekr.md 7.6): pose features for the rescore net and the rescored pose scores."""
 import torch
 from torch import nn
 

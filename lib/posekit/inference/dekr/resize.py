@@ -1,4 +1,4 @@
-"""Test-time input sizing and the affine between image pixels and network-input pixels (spec 7.1, 7.6)."""
+"""Test-time input sizing and the affine between image pixels and network-input pixels (dekr.md 7.1, 7.6)."""
 from typing import Tuple
 
 import cv2

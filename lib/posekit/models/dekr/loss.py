@@ -1,4 +1,4 @@
-"""DEKR training losses (spec 6.6): masked heatmap MSE and weighted smooth-L1 on offsets.
+"""DEKR training losses (dekr.md 6.6): masked heatmap MSE and weighted smooth-L1 on offsets.
 
 Both are computed in float32 whatever the autocast dtype of the predictions, so fp16/bf16 training does
 not overflow the squared errors or lose the small offset weights. A loss switched off by its

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..data.metadata import KeypointSet
-from ..inference.dekr.rescore import rescore_features
-from ..utils.errors import DataError
+from ...data.metadata import KeypointSet
+from ...inference.dekr.rescore import rescore_features
+from ...utils.errors import DataError
 
 logger = logging.getLogger(__name__)
 
