@@ -4,7 +4,7 @@ import cv2
 import pytest
 import torch
 
-from engine_toys import (KilledDataset, PoisonedDataset, SimulatedKill, ToyDataset, ToyModel, epoch_solver,
+from engine_toys import (KilledDataset, PoisonedDataset, SimulatedKill, ToyModel, epoch_solver,
                          iteration_solver, make_trainer)
 from posekit.engine import GradientClipping, PeriodicEvaluation, TrainingDiverged
 from posekit.engine.hooks import LOSS_CURVE_FILE

@@ -13,7 +13,7 @@ from yacs.config import CfgNode
 
 from ..config import family_of
 from ..engine import Hook, SolverSettings
-from ..utils.errors import ConfigError
+from ..utils.registry import Registry
 
 
 @dataclass
@@ -48,20 +48,14 @@ class FamilyTools:
 # Video frames handed to an estimator's predict_batch at once by default (tools/inference_demo.py --batchSize).
 FRAMES_PER_BATCH = 8
 
-_TOOLS: Dict[str, FamilyTools] = {}
+_TOOLS: Registry[FamilyTools] = Registry("family with tools")
 
 
 def register_family_tools(tools: FamilyTools) -> FamilyTools:
     """Make ``tools`` the entry points of the config family of the same name."""
-    if tools.name in _TOOLS:
-        raise ValueError(f"family tools '{tools.name}' are registered twice")
-    _TOOLS[tools.name] = tools
-    return tools
+    return _TOOLS.register(tools.name, tools)
 
 
 def family_tools(cfg: CfgNode) -> FamilyTools:
     """The entry points of ``cfg``'s family."""
-    name = family_of(cfg).name
-    if name not in _TOOLS:
-        raise ConfigError(f"FAMILY: the '{name}' family has no training and testing tools yet")
-    return _TOOLS[name]
+    return _TOOLS.get(family_of(cfg).name, "FAMILY")

@@ -7,11 +7,11 @@ The rule (documented in docs/architecture.md):
 3. otherwise DEKR, the default (``MODEL.NAME: hrnet_dekr`` or no model section at all).
 """
 from dataclasses import dataclass
-from typing import Callable, Dict, Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 from yacs.config import CfgNode
 
-from ..utils.errors import ConfigError
+from ..utils.registry import Registry
 from .base import get_base_cfg
 
 DEFAULT_FAMILY = "dekr"
@@ -33,29 +33,24 @@ class ConfigFamily:
     finalize: Callable[[CfgNode, Mapping], None] = lambda cfg, mapping: None
 
 
-_FAMILIES: Dict[str, ConfigFamily] = {}
+_FAMILIES: Registry[ConfigFamily] = Registry("family")
 
 
 def register_config_family(family: ConfigFamily) -> ConfigFamily:
     """Make ``family`` selectable by load_cfg; its name must be new."""
-    if family.name in _FAMILIES:
-        raise ValueError(f"config family '{family.name}' is registered twice")
-    _FAMILIES[family.name] = family
-    return family
+    return _FAMILIES.register(family.name, family)
 
 
 def config_family(name: str) -> ConfigFamily:
     """The registered family called ``name`` (ConfigError listing the known ones otherwise)."""
-    if name not in _FAMILIES:
-        raise ConfigError(f"FAMILY: unknown family '{name}'; known: {', '.join(sorted(_FAMILIES))}")
-    return _FAMILIES[name]
+    return _FAMILIES.get(name, "FAMILY")
 
 
 def detect_family(mapping: Mapping, explicit: Optional[str] = None) -> ConfigFamily:
     """The family of a merged yaml mapping by the rule in this module's docstring."""
     if explicit:
         return config_family(explicit)
-    for family in _FAMILIES.values():
+    for family in _FAMILIES:
         if family.name != DEFAULT_FAMILY and family.claims(mapping):
             return family
     return config_family(DEFAULT_FAMILY)

@@ -2,7 +2,6 @@
 import logging
 import os
 
-from torch import nn
 from yacs.config import CfgNode
 
 from ...data.metadata import keypoint_set_from_cfg
