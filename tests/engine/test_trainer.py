@@ -215,3 +215,11 @@ def test_periodic_evaluation_runs_every_period_and_at_the_end(tmp_path):
     assert sorted(hook.results) == [4, 8, 12]
     assert calls == [False, False, False]  # evaluated in eval mode
     assert hook.results[12] == {"AP": 3.0}
+
+
+def test_the_last_step_is_checkpointed_whatever_the_period(tmp_path, uninterrupted_iterations):
+    _, _, expected = uninterrupted_iterations
+    _, checkpoint = run_to_the_end(tmp_path, solver=iteration_solver(), checkpoint_period=5)  # saves at 5, 10, 12
+    assert (checkpoint["epoch"], checkpoint["iteration"]) == (2, 2)
+    assert_same_tensors(checkpoint["state_dict"], expected["state_dict"])
+    assert (tmp_path / FINAL_FILE).is_file()

@@ -89,10 +89,12 @@ class MetricsLogger(Hook):
 
 class Checkpointer(Hook):
     """``checkpoint.pth.tar`` every ``period`` steps (0: at the end of every epoch, with ``model_best.pth.tar``
-    as DEKR officially writes it), when training stops early, and ``final_state.pth.tar`` at the end."""
+    as DEKR officially writes it) and when training stops, so a rerun resumes exactly there; and
+    ``final_state.pth.tar`` when the schedule is done."""
 
     def __init__(self, period: int = 0) -> None:
         self.period = period
+        self.saved_at = -1
 
     def after_step(self, trainer: "Trainer", losses: Dict[str, float]) -> None:
         iteration = trainer.progress.iteration
@@ -104,14 +106,15 @@ class Checkpointer(Hook):
                 save_torch(trainer.output_dir / BEST_FILE, trainer.model.state_dict())
 
     def after_train(self, trainer: "Trainer", finished: bool) -> None:
-        if not finished:
+        if self.saved_at != trainer.progress.iteration:
             self.save(trainer)
-        elif trainer.context.is_main:
+        if finished and trainer.context.is_main:
             save_torch(trainer.output_dir / FINAL_FILE, trainer.model.state_dict())
             logger.info("=> saved final weights to %s", trainer.output_dir / FINAL_FILE)
 
     def save(self, trainer: "Trainer") -> None:
         """Write the resumable checkpoint (main process only)."""
+        self.saved_at = trainer.progress.iteration
         if not trainer.context.is_main:
             return
         path = trainer.output_dir / CHECKPOINT_FILE
