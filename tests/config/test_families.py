@@ -50,7 +50,7 @@ if not _registered(TOY):  # registered once per test session
         claims=lambda mapping: mapping.get("MODEL", {}).get("META_ARCHITECTURE") == "ToyRCNN",
         architecture_key="MODEL.META_ARCHITECTURE",
         run_folders=lambda cfg: (cfg.DATASETS.TRAIN[0] if cfg.DATASETS.TRAIN else "none", "rcnn"),
-        finalize=_finalize))
+        finalize=_finalize, priority=2))  # above the detector family, which claims the same files
 
 
 def write(tmp_path, name, text):

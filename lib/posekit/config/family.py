@@ -2,8 +2,9 @@
 
 The rule (documented in docs/architecture.md):
 1. a ``FAMILY: name`` key in the file chain or on the command line names the family outright;
-2. otherwise the first registered family whose ``claims(mapping)`` accepts the merged yaml mapping
-   (the detector families claim files with ``MODEL.META_ARCHITECTURE``);
+2. otherwise, of the registered families whose ``claims(mapping)`` accepts the merged yaml mapping, the
+   one with the highest ``priority`` (the detector family claims files with ``MODEL.META_ARCHITECTURE``;
+   a family built on it, e.g. DensePose, claims fewer files with a higher priority);
 3. otherwise DEKR, the default (``MODEL.NAME: hrnet_dekr`` or no model section at all).
 """
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ class ConfigFamily:
     run_folders: Callable[[CfgNode], tuple]
     # Called on the merged, not yet frozen tree: path resolution, warnings, cross-key checks.
     finalize: Callable[[CfgNode, Mapping], None] = lambda cfg, mapping: None
+    # Among families claiming a file, the highest priority wins (more specific families rank higher).
+    priority: int = 0
 
 
 _FAMILIES: Registry[ConfigFamily] = Registry("family")
@@ -50,9 +53,9 @@ def detect_family(mapping: Mapping, explicit: Optional[str] = None) -> ConfigFam
     """The family of a merged yaml mapping by the rule in this module's docstring."""
     if explicit:
         return config_family(explicit)
-    for family in _FAMILIES:
-        if family.name != DEFAULT_FAMILY and family.claims(mapping):
-            return family
+    claimants = [family for family in _FAMILIES if family.name != DEFAULT_FAMILY and family.claims(mapping)]
+    if claimants:
+        return max(claimants, key=lambda family: family.priority)
     return config_family(DEFAULT_FAMILY)
 
 
