@@ -8,6 +8,7 @@ from typing import List, Optional
 from posekit.apis import family_tools
 from posekit.apis.cli import config_parser, load_cfg_from_args, run_tool
 from posekit.apis.family import FRAMES_PER_BATCH
+from posekit.utils.errors import ConfigError
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -24,7 +25,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                              f"1 for the official frame-by-frame behaviour)")
     args = parser.parse_args(argv)
     cfg = load_cfg_from_args(args)
-    print(family_tools(cfg).video_demo(cfg, args))
+    tools = family_tools(cfg)
+    if tools.video_demo is None:
+        raise ConfigError(f"{args.cfg}: the '{tools.name}' family has no video demo yet")
+    print(tools.video_demo(cfg, args))
     return 0
 
 

@@ -54,7 +54,8 @@ def test_unknown_names_suggest_the_closest():
     with pytest.raises(ConfigError) as info:
         dataset_metadata("zzzz")
     # Nothing is close: every registered name is listed.
-    assert "registered: coco_2017_train, coco_2017_val, crowdpose_test" in str(info.value)
+    assert "registered: coco_2017_train, coco_2017_train_samples, coco_2017_val, coco_2017_val_samples, " \
+           "crowdpose_test" in str(info.value)
 
 
 def test_loader_errors_name_the_data_set_and_the_file(scratch_name, tmp_path):

@@ -39,8 +39,8 @@ class FamilyTools:
     validate: Callable[[CfgNode, Path], Optional[Dict[str, float]]]
     # cfg -> the family's estimator (``.predict(image)``, ``.predict_batch(images)``).
     estimator: Callable[[CfgNode], Any]
-    # (cfg, parsed inference_demo arguments) -> a summary printed by the tool.
-    video_demo: Callable[[CfgNode, argparse.Namespace], str]
+    # (cfg, parsed inference_demo arguments) -> a summary printed by the tool; None: the family has none yet.
+    video_demo: Optional[Callable[[CfgNode, argparse.Namespace], str]]
     # cfg -> TEST.EXPECTED_RESULTS-like entries [[metric, value, tolerance], ...].
     expected_results: Callable[[CfgNode], Sequence] = lambda cfg: []
 

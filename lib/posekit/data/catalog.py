@@ -20,6 +20,7 @@ imported); each split's images are the folder or, when there is none, the folder
 
 * ``coco_2017_{train,val}``: ``coco/annotations/person_keypoints_{train,val}2017.json``,
   ``coco/images/{train,val}2017``
+* ``coco_2017_{train,val}_samples``: the same layout under ``samples/coco`` (posekit's bundled samples)
 * ``crowdpose_{train,val,test,trainval}``: ``crowdpose/json/crowdpose_<split>.json``, ``crowdpose/images``
 * ``densepose_coco_2014_{train,minival,valminusminival}``: ``coco/annotations/densepose_<split>2014.json``
   (official names, densepose.md §5.1) on the COCO 2014 images ``coco/images/train2014`` (train) or
@@ -241,6 +242,9 @@ def _load_split(json_file: str, image_folder: str, max_images: Optional[int] = N
 STANDARD_SPLITS: Dict[str, Tuple[str, str, str, str]] = {
     **{f"coco_2017_{split}": (f"coco/annotations/person_keypoints_{split}2017.json", f"coco/images/{split}2017",
                               "coco", "coco") for split in ("train", "val")},
+    # The bundled samples (data/samples/coco), for the sample configs, the demo and tests.
+    **{f"coco_2017_{split}_samples": (f"samples/coco/annotations/person_keypoints_{split}2017.json",
+                                      f"samples/coco/images/{split}2017", "coco", "coco") for split in ("train", "val")},
     **{f"crowdpose_{split}": (f"crowdpose/json/crowdpose_{split}.json", "crowdpose/images", "crowdpose",
                               "crowdpose") for split in ("train", "val", "test", "trainval")},
     **{f"densepose_coco_2014_{split}": (f"coco/annotations/densepose_{split}2014.json", f"coco/images/{images}",

@@ -1,7 +1,7 @@
 """Image decoding from plain files or zip archives (``<archive>.zip@<member>``, the official zip format)."""
 import os
 import zipfile
-from typing import Dict, Tuple
+from typing import Dict, Tuple, Union
 
 import cv2
 import numpy as np
@@ -9,6 +9,8 @@ import numpy as np
 from ..utils.errors import DataError
 
 ZIP_SEPARATOR = ".zip@"
+# What the estimators accept as an image: an RGB uint8 (H, W, 3) array or a path to read.
+Image = Union[np.ndarray, str, os.PathLike]
 # One open handle per (process, archive): DataLoader workers are forked and must not share file offsets.
 _ZIP_HANDLES: Dict[Tuple[int, str], zipfile.ZipFile] = {}
 
@@ -45,3 +47,18 @@ def read_rgb(path: str) -> np.ndarray:
     if image is None:
         raise DataError(f"{path}: not a decodable image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def load_rgb_image(image: Image) -> np.ndarray:
+    """The RGB uint8 (H, W, 3) array given, or read from the image path given (DataError otherwise)."""
+    if isinstance(image, (str, os.PathLike)):
+        image = read_rgb(os.fspath(image))
+    return check_rgb_image(image)
+
+
+def check_rgb_image(image: np.ndarray) -> np.ndarray:
+    """``image`` itself when it is a uint8 (H, W, 3) array, else a DataError saying what was expected."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        got = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise DataError(f"expected an RGB image as a uint8 array of shape (H, W, 3) or an image path, got {got}")
+    return image

@@ -136,7 +136,10 @@ class Trainer:
         """One optimizer step; returns the process-averaged scalars and whether the time budget ran out."""
         batch = move_to_device(batch, self.context.device)
         with self.precision.autocast():
-            outputs = self.train_model(batch)
+            try:
+                outputs = self.train_model(batch)
+            except FloatingPointError as err:  # a model's own finiteness check (e.g. the RPN's boxes)
+                raise self._diverged({"forward": float("nan")}, str(err)) from None
         # Rank 0's clock decides for everyone, so all processes stop after the same step.
         out_of_time = self.context.is_main and 0 < self.solver.max_time < time.monotonic() - started
         names = list(outputs)
@@ -145,7 +148,7 @@ class Trainer:
                                     self.context)
         values = dict(zip(names, (shared[:-1] / self.context.world_size).tolist()))
         if not math.isfinite(self.total_loss(values)):
-            raise self._diverged(values)
+            raise self._diverged(values, "a loss is not finite")
         self.optimizer.zero_grad(set_to_none=True)
         self.precision.scaler.scale(sum(outputs[name] for name in names if name.startswith(LOSS_PREFIX))).backward()
         if self.solver.clip_gradients is not None:
@@ -155,11 +158,11 @@ class Trainer:
         self.precision.scaler.update()
         return values, bool(shared[-1] > 0)
 
-    def _diverged(self, values: Dict[str, float]) -> TrainingDiverged:
+    def _diverged(self, values: Dict[str, float], reason: str) -> TrainingDiverged:
         checkpoint = self.output_dir / CHECKPOINT_FILE
         kept = f"the last good checkpoint {checkpoint} is kept" if checkpoint.is_file() else "no checkpoint was written"
         epoch, iteration = divmod(self.progress.iteration, self.iterations_per_epoch)
         terms = ", ".join(f"{name} {value}" for name, value in values.items())
-        return TrainingDiverged(f"training diverged at epoch {epoch}, iteration {iteration}: {terms}; stopped "
+        return TrainingDiverged(f"training diverged at epoch {epoch}, iteration {iteration} ({reason}): {terms}; stopped "
                                 f"before updating the weights, {kept} (try a lower learning rate, no mixed "
                                 f"precision, or check the data)")

@@ -1,6 +1,8 @@
-"""Load weights safely: official DEKR files, ``module.``-prefixed (DDP) state dicts and training checkpoints.
+"""Load weights safely: official DEKR files, ``module.``-prefixed (DDP) state dicts, training checkpoints,
+detectron2 files and the MSRA / FAIR ImageNet ``.pkl`` files.
 
-Every file goes through ``torch.load(weights_only=True)``, so a downloaded model file cannot run code.
+``.pth`` files go through ``torch.load(weights_only=True)`` and ``.pkl`` files through a restricted
+unpickler (``safe_pickle``), so a downloaded model file cannot run code.
 """
 import os
 from typing import Dict, List, Mapping, Sequence
@@ -9,12 +11,14 @@ import torch
 from torch import nn
 
 from ..utils.errors import CheckpointError
+from .detectron_weights import read_detectron_weights
 
 
 # Entries of a training checkpoint that may hold the weights, in order of preference. The official
 # checkpoint.pth.tar keeps them under 'state_dict' (its 'model' entry is the model name, a string).
 WEIGHTS_ENTRIES = ("state_dict", "model")
 DDP_PREFIX = "module."
+PICKLE_SUFFIX = ".pkl"  # NumPy pickles: detectron2 model-zoo files and Caffe2 ImageNet blobs
 KEYS_SHOWN = 5
 
 StateDict = Dict[str, torch.Tensor]
@@ -24,6 +28,8 @@ def read_state_dict(path: str) -> StateDict:
     """The state dict stored in ``path``: plain or in a training checkpoint, without a ``module.`` prefix."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint file not found: {path}")
+    if path.endswith(PICKLE_SUFFIX):
+        return _strip_prefix(read_detectron_weights(path))
     try:
         stored = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types (UnpicklingError, RuntimeError, EOFError...)

@@ -12,14 +12,18 @@ import torch
 from torch import nn
 
 from ..ops import DeformConv2d
+from .layers import Conv2d as NormedConv2d
+from .layers.norm import norm_as_affine
 
 FOLDABLE = (nn.Conv2d, DeformConv2d)
-# Besides conv -> norm neighbours in a Sequential, a module class may declare the (convolution, batch
-# norm) attributes it applies in that order as ``CONV_NORM_PAIRS``. Other modules' attributes are left
-# alone: a name says nothing about the order they run in.
+# Besides conv -> norm neighbours in a Sequential and the detector's convolutions that hold their norm
+# (``layers.Conv2d``), a module class may declare the (convolution, norm) attributes it applies in that
+# order as ``CONV_NORM_PAIRS``. Other modules' attributes are left alone: a name says nothing about the
+# order they run in. A norm folds when it is a fixed per-channel affine map in eval mode (BatchNorm2d,
+# FrozenBatchNorm2d, AffineChannel2d).
 PAIRS_ATTRIBUTE = "CONV_NORM_PAIRS"
 
-Pair = Tuple[nn.Module, nn.BatchNorm2d, Callable[[], None]]
+Pair = Tuple[nn.Module, nn.Module, Callable[[], None]]
 
 
 def prepare_for_inference(model: nn.Module, device: torch.device) -> nn.Module:
@@ -29,7 +33,7 @@ def prepare_for_inference(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 def fold_batch_norms(model: nn.Module) -> nn.Module:
-    """Fold, in place, every BatchNorm2d that directly follows a conv into it; returns ``model``."""
+    """Fold, in place, every fixed affine norm that directly follows a conv into it; returns ``model``."""
     if model.training:
         raise ValueError("fold_batch_norms needs a model in eval mode (call model.eval() first): a training "
                          "model's batch norms use batch statistics, which cannot be folded")
@@ -47,6 +51,8 @@ def _conv_norm_pairs(module: nn.Module) -> Iterator[Pair]:
         for index in range(len(children) - 1):
             if _is_pair(children[index], children[index + 1]):
                 yield children[index], children[index + 1], _replacer(module, str(index + 1))
+    if isinstance(module, NormedConv2d) and _is_pair(module, module.norm):
+        yield module, module.norm, lambda: setattr(module, "norm", None)
     for conv_name, norm_name in getattr(type(module), PAIRS_ATTRIBUTE, ()):
         conv, norm = getattr(module, conv_name), getattr(module, norm_name)
         if _is_pair(conv, norm):
@@ -54,7 +60,7 @@ def _conv_norm_pairs(module: nn.Module) -> Iterator[Pair]:
 
 
 def _is_pair(conv: object, norm: object) -> bool:
-    return isinstance(conv, FOLDABLE) and isinstance(norm, nn.BatchNorm2d) and norm.running_var is not None
+    return isinstance(conv, FOLDABLE) and isinstance(norm, nn.Module) and norm_as_affine(norm) is not None
 
 
 def _replacer(module: nn.Module, name: str) -> Callable[[], None]:
@@ -62,13 +68,9 @@ def _replacer(module: nn.Module, name: str) -> Callable[[], None]:
 
 
 @torch.no_grad()
-def _fold(conv: nn.Module, norm: nn.BatchNorm2d) -> None:
+def _fold(conv: nn.Module, norm: nn.Module) -> None:
     """conv's weight and bias become those of norm(conv(x)), computed in float64."""
-    scale = torch.rsqrt(norm.running_var.double() + norm.eps)
-    shift = -norm.running_mean.double() * scale
-    if norm.affine:
-        scale = scale * norm.weight.double()
-        shift = shift * norm.weight.double() + norm.bias.double()
+    scale, shift = norm_as_affine(norm)
     bias = torch.zeros_like(shift) if conv.bias is None else conv.bias.double()
     conv.weight.copy_(conv.weight.double() * scale.view(-1, 1, 1, 1))
     conv.bias = nn.Parameter((bias * scale + shift).to(conv.weight.dtype), requires_grad=conv.weight.requires_grad)

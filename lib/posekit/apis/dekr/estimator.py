@@ -1,21 +1,19 @@
 """``DekrEstimator``: a configured DEKR model with its weights, ready to estimate poses in images."""
-import os
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
 from yacs.config import CfgNode
 
-from ...data.image_io import read_rgb
+from ...data.image_io import Image, check_rgb_image, load_rgb_image
 from ...data.metadata import KeypointSet, keypoint_set_from_cfg
 from ...models.checkpoint import load_weights
 from ...engine.device import configure_cudnn, resolve_device
 from ...inference.dekr.pipeline import predict_image, predict_images
 from ...models import build_model, prepare_for_inference
 from ...models.dekr import build_rescore_net
-from ...utils.errors import CheckpointError, DataError
+from ...utils.errors import CheckpointError
 
-Image = Union[np.ndarray, str, os.PathLike]
 Prediction = Dict[str, object]
 
 
@@ -69,21 +67,6 @@ class DekrEstimator:
         with torch.inference_mode():
             results = predict_images(self.model, arrays, self.cfg, self.keypoint_set, self.rescore_net)
         return [predictions_from_arrays(poses, scores) for poses, scores in results]
-
-
-def load_rgb_image(image: Image) -> np.ndarray:
-    """The RGB uint8 (H, W, 3) array given, or read from the image path given (DataError otherwise)."""
-    if isinstance(image, (str, os.PathLike)):
-        image = read_rgb(os.fspath(image))
-    return check_rgb_image(image)
-
-
-def check_rgb_image(image: np.ndarray) -> np.ndarray:
-    """``image`` itself when it is a uint8 (H, W, 3) array, else a DataError saying what was expected."""
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        got = f"{image.dtype} array of shape {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise DataError(f"expected an RGB image as a uint8 array of shape (H, W, 3) or an image path, got {got}")
-    return image
 
 
 def predictions_from_arrays(poses: np.ndarray, scores: np.ndarray) -> List[Prediction]:

@@ -1,0 +1,53 @@
+"""``DetectorEstimator``: the configured two-stage detector with MODEL.WEIGHTS, ready to find people in images."""
+from typing import Dict, List, Sequence
+
+import numpy as np
+import torch
+from yacs.config import CfgNode
+
+from ...data.detection_mapper import DetectionMapper
+from ...engine.device import configure_cudnn, resolve_device
+from ...models import build_model, load_weights
+from ...utils.errors import CheckpointError
+from ...data.image_io import Image, load_rgb_image
+
+Detection = Dict[str, object]
+
+
+class DetectorEstimator:
+    """The detector of ``cfg`` with MODEL.WEIGHTS loaded strictly, in eval mode on DEVICE."""
+
+    def __init__(self, cfg: CfgNode) -> None:
+        if not cfg.MODEL.WEIGHTS:
+            raise CheckpointError("MODEL.WEIGHTS is empty; pass the detector's weights, e.g. MODEL.WEIGHTS model_final.pth")
+        self.cfg = cfg
+        self.device = resolve_device(cfg.DEVICE)
+        configure_cudnn(cfg)
+        self.model = build_model(cfg)
+        load_weights(self.model, cfg.MODEL.WEIGHTS, strict=True)
+        self.model = self.model.to(self.device).eval()
+        self.mapper = DetectionMapper.from_config(cfg, is_train=False)
+
+    def inputs(self, image: np.ndarray) -> Dict[str, object]:
+        """The model's input dict for one RGB uint8 image: resized as at test time, in INPUT.FORMAT order."""
+        height, width = image.shape[:2]
+        record = {"file_name": "", "image_id": 0, "height": height, "width": width, "annotations": []}
+        return self.mapper.map_image(image, record)
+
+    @torch.inference_mode()
+    def predict_batch(self, images: Sequence[Image]) -> List[List[Detection]]:
+        """For each image (RGB uint8 array or path): ``[{"box": (4,) x1, y1, x2, y2, "score", "class"}]``."""
+        inputs = [self.inputs(load_rgb_image(image)) for image in images]
+        outputs = self.model(inputs)
+        return [detections_as_dicts(output["instances"]) for output in outputs]
+
+    def predict(self, image: Image) -> List[Detection]:
+        """The detections of one image, by decreasing score."""
+        return self.predict_batch([image])[0]
+
+
+def detections_as_dicts(instances) -> List[Detection]:
+    """Plain per-detection dicts (NumPy boxes) sorted by decreasing score."""
+    order = torch.argsort(instances.scores, descending=True, stable=True)
+    return [{"box": instances.pred_boxes[i].cpu().numpy().astype(np.float32), "score": float(instances.scores[i]),
+             "class": int(instances.pred_classes[i])} for i in order.tolist()]
