@@ -1,17 +1,21 @@
 """What the benchmark scripts share: synchronised timing, a description of the machine, RESULTS.md sections."""
 import datetime
+import itertools
 import os
 import platform
 import re
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
+from torch import nn
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 RESULTS_TITLE = "# Benchmark results\n"
+LAYOUTS = (torch.contiguous_format, torch.channels_last)
 
 
 def synchronize(device: torch.device) -> None:
@@ -71,3 +75,29 @@ def format_table(header: List[str], rows: List[List[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ConvProbe:
+    """A float32 3x3 conv at one feature-map shape and layout, timed for this machine's conv throughput."""
+
+    conv: nn.Module
+    x: torch.Tensor
+    macs: int
+
+    def throughput(self, repeats: int) -> float:
+        """Multiply-adds per second, median of ``repeats`` calls."""
+        with torch.no_grad():
+            return self.macs / median_seconds(lambda: self.conv(self.x), self.x.device, repeats)
+
+
+def fastest_conv_probe(device: torch.device, batch: int, repeats: int,
+                       shapes: Sequence[Tuple[int, int, int]]) -> ConvProbe:
+    """The 3x3 conv of the (channels, height, width) ``shapes`` and both layouts with the most multiply-adds per
+    second here: the convolution floor's throughput."""
+    probes = []
+    for (channels, height, width), layout in itertools.product(shapes, LAYOUTS):
+        conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(device, memory_format=layout).eval()
+        x = torch.randn(batch, channels, height, width, device=device).contiguous(memory_format=layout)
+        probes.append(ConvProbe(conv, x, conv.weight.numel() * height * width * batch))
+    return max(probes, key=lambda probe: probe.throughput(repeats))

@@ -20,7 +20,6 @@ so that the machine's drifting speed weighs on a row and its floor alike.
 --write replaces the "## DEKR inference, CPU" and/or "## DEKR inference, GPU" section of bench/RESULTS.md.
 """
 import argparse
-import itertools
 import statistics
 import tempfile
 import time
@@ -35,7 +34,7 @@ import torch
 from torch import nn
 from yacs.config import CfgNode
 
-from common import format_table, machine, median_seconds, timed, write_section
+from common import ConvProbe, fastest_conv_probe, format_table, machine, timed, write_section
 from posekit.config import load_cfg
 from posekit.data.metadata import keypoint_set_from_cfg
 from posekit.data.transforms import to_chw_tensor
@@ -71,7 +70,6 @@ AUTOCAST_MODES = ("bf16", "fp16", "fp16-graph")
 SECTIONS = {"cpu": "DEKR inference, CPU", "cuda": "DEKR inference, GPU"}
 # HRNet branch widths (W32) at 1/4 ... 1/32 of an 832x512 input: the floor uses the best of these.
 THROUGHPUT_SHAPES = [(32, 128, 208), (64, 64, 104), (128, 32, 52), (256, 16, 26)]
-LAYOUTS = (torch.contiguous_format, torch.channels_last)
 
 
 @dataclass(frozen=True)
@@ -179,30 +177,6 @@ def forward_macs(cfg: CfgNode, shapes: Sequence[Tuple[int, ...]], batch: int, fl
     return per_image * batch * (2 if flip else 1)
 
 
-@dataclass(frozen=True)
-class ConvProbe:
-    """A float32 3x3 conv at one HRNet branch shape and layout, timed for this machine's conv throughput."""
-
-    conv: nn.Module
-    x: torch.Tensor
-    macs: int
-
-    def throughput(self, repeats: int) -> float:
-        """Multiply-adds per second, median of ``repeats`` calls."""
-        with torch.no_grad():
-            return self.macs / median_seconds(lambda: self.conv(self.x), self.x.device, repeats)
-
-
-def fastest_conv_probe(device: torch.device, batch: int, repeats: int) -> ConvProbe:
-    """The conv of HRNet's branch shapes and both layouts with the most multiply-adds per second here."""
-    probes = []
-    for (channels, height, width), layout in itertools.product(THROUGHPUT_SHAPES, LAYOUTS):
-        conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(device, memory_format=layout).eval()
-        x = torch.randn(batch, channels, height, width, device=device).contiguous(memory_format=layout)
-        probes.append(ConvProbe(conv, x, conv.weight.numel() * height * width * batch))
-    return max(probes, key=lambda probe: probe.throughput(repeats))
-
-
 def build_networks(case: Case, cfg: CfgNode) -> Tuple[TimedNetwork, nn.Module]:
     """Randomly initialised DEKR (wrapped for timing) and rescore net on the case's device."""
     torch.manual_seed(0)
@@ -221,7 +195,7 @@ def measure(case: Case, repeats: int, probes: Dict[Tuple[str, int], ConvProbe]) 
     if case.device.type == "cpu":
         key = (case.device.type, case.batch)
         if key not in probes:
-            probes[key] = fastest_conv_probe(case.device, case.batch, repeats)
+            probes[key] = fastest_conv_probe(case.device, case.batch, repeats, THROUGHPUT_SHAPES)
         probe = probes[key]
     samples, throughputs = [], []
     with torch.inference_mode():

@@ -7,7 +7,7 @@ from yacs.config import CfgNode
 
 from ...data.detection_mapper import DetectionMapper
 from ...engine.device import configure_cudnn, resolve_device
-from ...models import build_model, load_weights
+from ...models import build_model, load_weights, prepare_for_inference
 from ...utils.errors import CheckpointError
 from ...data.image_io import Image, load_rgb_image
 
@@ -15,7 +15,7 @@ Detection = Dict[str, object]
 
 
 class DetectorEstimator:
-    """The detector of ``cfg`` with MODEL.WEIGHTS loaded strictly, in eval mode on DEVICE."""
+    """The detector of ``cfg`` with MODEL.WEIGHTS loaded strictly, in its inference form on DEVICE."""
 
     def __init__(self, cfg: CfgNode) -> None:
         if not cfg.MODEL.WEIGHTS:
@@ -25,7 +25,8 @@ class DetectorEstimator:
         configure_cudnn(cfg)
         self.model = build_model(cfg)
         load_weights(self.model, cfg.MODEL.WEIGHTS, strict=True)
-        self.model = self.model.to(self.device).eval()
+        # Norms folded into the convolutions, channels_last: the same function, faster (bench/detector.py).
+        self.model = prepare_for_inference(self.model, self.device)
         self.mapper = DetectionMapper.from_config(cfg, is_train=False)
 
     def inputs(self, image: np.ndarray) -> Dict[str, object]:
