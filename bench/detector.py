@@ -23,30 +23,26 @@ from torch import nn
 from common import fastest_conv_probe, format_table, machine, median_seconds, write_section
 from posekit.config import load_cfg
 from posekit.data.detection_mapper import DetectionMapper
-from posekit.data.image_io import read_rgb
+from posekit.data.catalog import get_dataset_records
 from posekit.engine import build_optimizer
 from posekit.apis.detector.training import detector_solver
 from posekit.models import build_model, prepare_for_inference
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "experiments" / "coco" / "detector" / "faster_rcnn_R_50_FPN_person_1x.yaml"
-IMAGES = [REPO / "data/samples/coco/images/val2017/000000000785.jpg",
-          REPO / "data/samples/coco/images/train2017/000000000785.jpg"]
+SAMPLES = "coco_2017_val_samples"  # the first is 000000000785.jpg, 640x425
+# A small rate: repeated steps on one batch from random weights must not diverge while being timed.
+TRAINING_LR = "0.0001"
 # ResNet-50's res2..res5 feature maps of an 800x1216 input: the floor uses the fastest of these.
 THROUGHPUT_SHAPES = [(64, 200, 304), (128, 100, 152), (256, 50, 76), (512, 25, 38)]
 COUNTED = (nn.Conv2d, nn.Linear)
 
 
 def inputs(cfg, is_train: bool, count: int) -> List[Dict]:
-    """Mapped sample images (test: resized for inference; train: drawn sizes and flips)."""
+    """Mapped sample images with their people (test: resized for inference; train: drawn sizes and flips)."""
     mapper = DetectionMapper.from_config(cfg, is_train=is_train)
-    items = []
-    for index in range(count):
-        image = read_rgb(str(IMAGES[index % len(IMAGES)]))
-        record = {"file_name": "", "image_id": index, "height": image.shape[0], "width": image.shape[1],
-                  "annotations": []}
-        items.append(mapper.map_image(image, record, np.random.SeedSequence(index) if is_train else None))
-    return items
+    records = get_dataset_records(SAMPLES)[:count]
+    return [mapper(record, np.random.SeedSequence(index) if is_train else None) for index, record in enumerate(records)]
 
 
 def counted_macs(model: nn.Module, batch: List[Dict]) -> int:
@@ -124,7 +120,7 @@ def main() -> None:
     args = parser.parse_args()
     for name in args.devices:
         device = torch.device(name)
-        cfg = load_cfg(str(CONFIG), ["MODEL.WEIGHTS", "", "MODEL.DEVICE", name])
+        cfg = load_cfg(str(CONFIG), ["MODEL.WEIGHTS", "", "MODEL.DEVICE", name, "SOLVER.BASE_LR", TRAINING_LR])
         rows = inference_rows(cfg, device, args.repeats) + [training_row(cfg, device, args.repeats)]
         header = ["R-50-FPN", "batch", "s / batch", "images/s", "CPU floor s", "time / floor"]
         text = (f"Machine: {machine(device if device.type == 'cuda' else None)}.\n"

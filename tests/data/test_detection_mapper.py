@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from yacs.config import CfgNode as CN
 
+from posekit.config import get_cfg
 from posekit.data.catalog import load_coco_json
 from posekit.data.detection_mapper import DetectionMapper, filter_images_without_instances
 from posekit.data.mapped_dataset import MappedDataset
@@ -27,18 +27,8 @@ def records(samples_dir):
 
 
 def detector_cfg(**input_keys):
-    """The keys the mapper reads, with detectron2's defaults unless overridden."""
-    cfg = CN()
-    cfg.INPUT = CN()
-    cfg.INPUT.MIN_SIZE_TRAIN = (800,)
-    cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING = "choice"
-    cfg.INPUT.MAX_SIZE_TRAIN = 1333
-    cfg.INPUT.MIN_SIZE_TEST = 800
-    cfg.INPUT.MAX_SIZE_TEST = 1333
-    cfg.INPUT.RANDOM_FLIP = "horizontal"
-    cfg.INPUT.FORMAT = "BGR"
-    cfg.MODEL = CN()
-    cfg.MODEL.KEYPOINT_ON = False
+    """The detector family's tree (detectron2's defaults) with INPUT keys overridden."""
+    cfg = get_cfg("detector")
     for key, value in input_keys.items():
         setattr(cfg.INPUT, key, value)
     return cfg

@@ -7,12 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from posekit.config import load_cfg
 from posekit.models import build_model, load_weights, prepare_for_inference
 from posekit.models.detection.roi_heads import FastRCNNOutputLayers, StandardROIHeads
 from posekit.models.detection.box_coder import Box2BoxTransform
 from posekit.models.layers import ShapeSpec
+from posekit.ops import reference
 from posekit.structures import Instances
 from posekit.utils.errors import CheckpointError, ConfigError
 
@@ -210,3 +212,95 @@ def test_an_image_without_people_gives_no_error():
     blank = [{"image": torch.zeros(3, 64, 64, dtype=torch.uint8)}]
     found = detections(model, blank)[0]
     assert found[0].shape[1] == 4 and len(found[0]) == len(found[1])
+
+
+# ---------- the whole inference against an independent float64 computation ----------
+
+def reference_proposals(model, features, image_size):
+    """detectron2's RPN at test time, written out: anchors, decoding, per-level top-k, clipping, per-level NMS."""
+    rpn, head = model.proposal_generator, model.proposal_generator.rpn_head
+    cfg_sizes, ratios = [32, 64, 128, 256, 512], [0.5, 1.0, 2.0]
+    boxes, scores, levels = [], [], []
+    for level, (name, stride, size) in enumerate(zip(["p2", "p3", "p4", "p5", "p6"], [4, 8, 16, 32, 64], cfg_sizes)):
+        hidden = torch.relu(F.conv2d(features[name], head.conv.weight, head.conv.bias, padding=1))
+        logits = F.conv2d(hidden, head.objectness_logits.weight, head.objectness_logits.bias)[0]
+        deltas = F.conv2d(hidden, head.anchor_deltas.weight, head.anchor_deltas.bias)[0]
+        anchors_per_cell, height, width = logits.shape
+        cells = []
+        for ratio in ratios:
+            w = math.sqrt(size * size / ratio)
+            cells.append([-w / 2, -w * ratio / 2, w / 2, w * ratio / 2])
+        # Cell anchors are float32 numbers, as detectron2 makes them (then widened with the model).
+        cells = torch.tensor(cells, dtype=torch.float32).double()
+        ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+        shifts = torch.stack([xs, ys, xs, ys], dim=-1).reshape(-1, 1, 4).double() * stride
+        anchors = (shifts + cells[None]).reshape(-1, 4)
+        flat_logits = logits.permute(1, 2, 0).reshape(-1)
+        flat_deltas = deltas.reshape(anchors_per_cell, 4, height, width).permute(2, 3, 0, 1).reshape(-1, 4)
+        top = flat_logits.topk(min(len(flat_logits), rpn.pre_nms_topk[False])).indices
+        boxes.append(decode(flat_deltas[top], anchors[top], (1.0, 1.0, 1.0, 1.0)))
+        scores.append(flat_logits[top])
+        levels.append(torch.full((len(top),), level))
+    boxes, scores, levels = torch.cat(boxes), torch.cat(scores), torch.cat(levels)
+    boxes = clip(boxes, image_size)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    boxes, scores, levels = boxes[keep], scores[keep], levels[keep]
+    kept = torch.cat([torch.nonzero(levels == level).squeeze(1)[reference.nms(boxes[levels == level],
+                                                                              scores[levels == level], 0.7)]
+                      for level in range(5)])
+    kept = kept[torch.sort(scores[kept], descending=True, stable=True).indices][:rpn.post_nms_topk[False]]
+    return boxes[kept]
+
+
+def decode(deltas, boxes, weights):
+    widths, heights = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    ctr_x, ctr_y = boxes[:, 0] + 0.5 * widths, boxes[:, 1] + 0.5 * heights
+    dx, dy = deltas[:, 0] / weights[0], deltas[:, 1] / weights[1]
+    dw = (deltas[:, 2] / weights[2]).clamp(max=math.log(1000.0 / 16))
+    dh = (deltas[:, 3] / weights[3]).clamp(max=math.log(1000.0 / 16))
+    x, y, w, h = dx * widths + ctr_x, dy * heights + ctr_y, torch.exp(dw) * widths, torch.exp(dh) * heights
+    return torch.stack([x - w / 2, y - h / 2, x + w / 2, y + h / 2], dim=1)
+
+
+def clip(boxes, image_size):
+    height, width = image_size
+    return torch.stack([boxes[:, 0].clamp(0, width), boxes[:, 1].clamp(0, height),
+                        boxes[:, 2].clamp(0, width), boxes[:, 3].clamp(0, height)], dim=1)
+
+
+def reference_detections(model, item):
+    """The FPN detector's inference on one item in float64, from the backbone's features on."""
+    image = item["image"].double()[None]
+    # The pixel mean is a float32 buffer widened with the model, as in detectron2.
+    mean = torch.tensor([103.530, 116.280, 123.675], dtype=torch.float32).double().view(1, 3, 1, 1)
+    normalized = (image - mean) / 500.0
+    features = model.backbone(normalized)
+    size = tuple(image.shape[-2:])
+    proposals = reference_proposals(model, features, size)
+    areas = (proposals[:, 2] - proposals[:, 0]) * (proposals[:, 3] - proposals[:, 1])
+    levels = torch.floor(4 + torch.log2(torch.sqrt(areas) / 224 + 1e-8)).clamp(2, 5).long()
+    pooled = torch.cat([reference.roi_align(features[f"p{level}"], torch.cat([torch.zeros(1), box])[None], (7, 7),
+                                            1.0 / 2 ** level, 2, aligned=False)
+                        for box, level in zip(proposals, levels.tolist())])
+    heads = model.roi_heads
+    hidden = torch.relu(heads.box_head.fc1(pooled.flatten(1)))
+    hidden = torch.relu(heads.box_head.fc2(hidden))
+    probabilities = torch.softmax(heads.box_predictor.cls_score(hidden), dim=1)[:, 0]
+    boxes = clip(decode(heads.box_predictor.bbox_pred(hidden), proposals, (10.0, 10.0, 5.0, 5.0)), size)
+    keep = probabilities > 0.05
+    boxes, probabilities = boxes[keep], probabilities[keep]
+    kept = reference.nms(boxes, probabilities, 0.5)[:100]
+    scale = torch.tensor([item["width"] / size[1], item["height"] / size[0]] * 2, dtype=torch.float64)
+    return clip(boxes[kept] * scale, (item["height"], item["width"])), probabilities[kept]
+
+
+def test_fpn_detections_equal_an_independent_float64_computation():
+    # A large pixel std keeps the untrained network's activations moderate, so scores spread below 1.
+    model = tiny_detector("MODEL.RESNETS.NORM", "FrozenBN", "MODEL.PIXEL_STD", "[500.0, 500.0, 500.0]", seed=8).double()
+    item = images(1, seed=9)[0]
+    (boxes, scores), = detections(model, [item])
+    with torch.no_grad():
+        want_boxes, want_scores = reference_detections(model, item)
+    assert 5 < len(want_scores) < 100  # random weights: many overlapping candidates, thinned by NMS
+    torch.testing.assert_close(scores, want_scores, rtol=0, atol=1e-12)
+    torch.testing.assert_close(boxes, want_boxes, rtol=0, atol=1e-9)

@@ -1,10 +1,8 @@
 """detectron2-style ResNet: published parameter counts, detectron2 key names, output shapes, stride placement,
 dilation, freezing, initialisation, and a tiny network against a float64 reference written here.
 
-``detector_cfg`` (also used by test_fpn / test_hrfpn) holds every key the backbones read, with detectron2's
-and detectron2 DensePose's defaults, so these tests do not depend on the detector config module.
+``detector_cfg`` (also used by test_fpn / test_hrfpn) is the detector family's tree with sections updated.
 """
-import copy
 from typing import Dict, List
 
 import pytest
@@ -13,38 +11,23 @@ import torch.nn.functional as F
 from torch import nn
 from yacs.config import CfgNode
 
+from posekit.config import get_cfg
 from posekit.models.backbones.build import build_backbone
 from posekit.models.backbones.resnet import ResNet, make_res5_stage
 from posekit.models.layers import FrozenBatchNorm2d, ShapeSpec
 from posekit.utils.errors import ConfigError
 
-HRNET_STAGE = {"FUSE_METHOD": "SUM", "BLOCK": "BASIC"}
-DEFAULTS = {
-    "BACKBONE": {"NAME": "build_resnet_backbone", "FREEZE_AT": 2},
-    "RESNETS": {"DEPTH": 50, "OUT_FEATURES": ["res4"], "NUM_GROUPS": 1, "WIDTH_PER_GROUP": 64, "STRIDE_IN_1X1": True,
-                "RES5_DILATION": 1, "RES2_OUT_CHANNELS": 256, "STEM_OUT_CHANNELS": 64, "NORM": "FrozenBN",
-                "DEFORM_ON_PER_STAGE": [False, False, False, False]},
-    "FPN": {"IN_FEATURES": [], "OUT_CHANNELS": 256, "NORM": "", "FUSE_TYPE": "sum"},
-    "ROI_HEADS": {"IN_FEATURES": ["res4"]},
-    "HRNET": {"STEM_INPLANES": 64,
-              "STAGE2": dict(HRNET_STAGE, NUM_MODULES=1, NUM_BRANCHES=2, NUM_BLOCKS=[4, 4], NUM_CHANNELS=[32, 64]),
-              "STAGE3": dict(HRNET_STAGE, NUM_MODULES=4, NUM_BRANCHES=3, NUM_BLOCKS=[4, 4, 4],
-                             NUM_CHANNELS=[32, 64, 128]),
-              "STAGE4": dict(HRNET_STAGE, NUM_MODULES=3, NUM_BRANCHES=4, NUM_BLOCKS=[4, 4, 4, 4],
-                             NUM_CHANNELS=[32, 64, 128, 256]),
-              "HRFPN": {"OUT_CHANNELS": 256}},
-}
 # A tiny ResNet-50 for computed values: widths 8 (stem), 16/32/64/128 out, bottlenecks 2 groups x 2.
 TINY_RESNET = {"STEM_OUT_CHANNELS": 8, "RES2_OUT_CHANNELS": 16, "NUM_GROUPS": 2, "WIDTH_PER_GROUP": 2}
 ALL_STAGES = ["res2", "res3", "res4", "res5"]
 
 
 def detector_cfg(**sections: Dict[str, object]) -> CfgNode:
-    """``MODEL`` with the defaults above, each section updated by the keyword of its name."""
-    model = copy.deepcopy(DEFAULTS)
+    """The detector family's tree (detectron2's defaults), each MODEL section updated by the keyword of its name."""
+    cfg = get_cfg("detector")
     for name, values in sections.items():
-        model[name].update(values)
-    return CfgNode({"MODEL": model})
+        cfg.MODEL[name].update(values)
+    return cfg
 
 
 def build_meta(cfg: CfgNode) -> nn.Module:

@@ -9,40 +9,18 @@ import torch
 from torch import Tensor, nn
 from yacs.config import CfgNode as CN
 
+from posekit.config import get_cfg
 from posekit.models.detection.rpn import RPN, StandardRPNHead, find_top_rpn_proposals
 from posekit.utils.errors import ConfigError
 
 
 def rpn_cfg(sizes=((32,),), ratios=((1.0,),), offset=0.0, legacy=False) -> CN:
-    """A config holding exactly the keys RPN.from_config reads (detectron2's defaults unless a test changes them)."""
-    cfg = CN()
-    cfg.MODEL = CN()
+    """The detector family's tree (detectron2's defaults) with the anchors and box convention a test chooses."""
+    cfg = get_cfg("detector")
     cfg.MODEL.LEGACY_PLUS_ONE = legacy
-    cfg.MODEL.PROPOSAL_GENERATOR = CN()
-    cfg.MODEL.PROPOSAL_GENERATOR.MIN_SIZE = 0
-    cfg.MODEL.ANCHOR_GENERATOR = CN()
     cfg.MODEL.ANCHOR_GENERATOR.SIZES = [list(s) for s in sizes]
     cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS = [list(r) for r in ratios]
     cfg.MODEL.ANCHOR_GENERATOR.OFFSET = offset
-    rpn = cfg.MODEL.RPN = CN()
-    rpn.IN_FEATURES = ["res4"]
-    rpn.HEAD_NAME = "StandardRPNHead"
-    rpn.CONV_DIMS = [-1]
-    rpn.BBOX_REG_LOSS_TYPE = "smooth_l1"
-    rpn.IOU_THRESHOLDS = [0.3, 0.7]
-    rpn.IOU_LABELS = [0, -1, 1]
-    rpn.BATCH_SIZE_PER_IMAGE = 256
-    rpn.POSITIVE_FRACTION = 0.5
-    rpn.BBOX_REG_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
-    rpn.SMOOTH_L1_BETA = 0.0
-    rpn.LOSS_WEIGHT = 1.0
-    rpn.BBOX_REG_LOSS_WEIGHT = 1.0
-    rpn.PRE_NMS_TOPK_TRAIN = 12000
-    rpn.PRE_NMS_TOPK_TEST = 6000
-    rpn.POST_NMS_TOPK_TRAIN = 2000
-    rpn.POST_NMS_TOPK_TEST = 1000
-    rpn.NMS_THRESH = 0.7
-    rpn.BOUNDARY_THRESH = -1
     return cfg
 
 

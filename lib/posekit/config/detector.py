@@ -52,6 +52,7 @@ def _add_model(cfg: CN) -> None:
     _add_rpn(model)
     _add_roi_heads(model)
     _add_resnets(model)
+    _add_hrnet(model)
 
 
 def _add_rpn(model: CN) -> None:
@@ -143,6 +144,22 @@ def _add_resnets(model: CN) -> None:
     resnets.DEFORM_ON_PER_STAGE = [False, False, False, False]
     resnets.DEFORM_MODULATED = False
     resnets.DEFORM_NUM_GROUPS = 1
+
+
+def _add_hrnet(model: CN) -> None:
+    """HRNet-W32 + HRFPN (detectron2 DensePose's ``add_hrnet_config``) for ``build_hrfpn_backbone``."""
+    hrnet = model.HRNET = CN()
+    hrnet.STEM_INPLANES = 64
+    for index, (modules, channels) in enumerate([(1, [32, 64]), (4, [32, 64, 128]), (3, [32, 64, 128, 256])]):
+        stage = hrnet[f"STAGE{index + 2}"] = CN()
+        stage.NUM_MODULES = modules
+        stage.NUM_BRANCHES = len(channels)
+        stage.BLOCK = "BASIC"
+        stage.NUM_BLOCKS = [4] * len(channels)
+        stage.NUM_CHANNELS = channels
+        stage.FUSE_METHOD = "SUM"
+    hrnet.HRFPN = CN()
+    hrnet.HRFPN.OUT_CHANNELS = 256
 
 
 def _add_input_and_data(cfg: CN) -> None:
