@@ -5,7 +5,7 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor
 
-from posekit.structures.boxes import box_sides
+from ...structures.boxes import box_sides
 
 # dw, dh are clamped so that a 16-pixel box grows to at most 1000 pixels (detectron2 and Detectron alike).
 DEFAULT_SCALE_CLAMP = math.log(1000.0 / 16)

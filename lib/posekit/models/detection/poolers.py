@@ -5,9 +5,9 @@ from typing import List, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from posekit.ops import roi_align
-from posekit.ops.roi_align import boxes_to_rois
-from posekit.structures.boxes import box_area
+from ...ops import roi_align
+from ...ops.roi_align import boxes_to_rois
+from ...structures.boxes import box_area
 
 # ROIAlign (Detectron's and the DensePose configs') samples without the half-pixel shift; ROIAlignV2 with it.
 ALIGNED_BY_POOLER_TYPE = {"ROIAlign": False, "ROIAlignV2": True}

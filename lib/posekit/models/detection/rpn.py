@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from yacs.config import CfgNode
 
-from posekit.ops import batched_nms
-from posekit.structures.boxes import clip_boxes, half_open, inside_image, nonempty, pairwise_iou
-from posekit.utils.errors import ConfigError
+from ...ops import batched_nms
+from ...structures.boxes import clip_boxes, half_open, inside_image, nonempty, pairwise_iou
+from ...utils.errors import ConfigError
 
 from .anchors import AnchorGenerator
 from .box_coder import Box2BoxTransform
