@@ -77,7 +77,7 @@ def make_trainer(output_dir: Path, solver: Optional[SolverSettings] = None, data
     seed_everything(0)
     model = model or ToyModel()
     standard = [LearningRateSchedule(), MetricsLogger(1, str(output_dir / "tb")), Checkpointer(checkpoint_period)]
-    return Trainer(model, dataset or ToyDataset(), solver or epoch_solver(), CPU, output_dir,
+    return Trainer(model, ToyDataset() if dataset is None else dataset, solver or epoch_solver(), CPU, output_dir,
                    standard + list(hooks), seed=0, workers=workers, auto_resume=True, model_name="toy")
 
 

@@ -4,12 +4,13 @@ import cv2
 import pytest
 import torch
 
-from engine_toys import (KilledDataset, PoisonedDataset, SimulatedKill, ToyModel, epoch_solver,
+from engine_toys import (KilledDataset, PoisonedDataset, SimulatedKill, ToyDataset, ToyModel, epoch_solver,
                          iteration_solver, make_trainer)
 from posekit.engine import GradientClipping, PeriodicEvaluation, TrainingDiverged
 from posekit.engine.hooks import LOSS_CURVE_FILE
 from posekit.engine.training_state import BEST_FILE, CHECKPOINT_FILE, FINAL_FILE
 from posekit.models.checkpoint import load_weights
+from posekit.utils.errors import DataError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -223,3 +224,9 @@ def test_the_last_step_is_checkpointed_whatever_the_period(tmp_path, uninterrupt
     assert (checkpoint["epoch"], checkpoint["iteration"]) == (2, 2)
     assert_same_tensors(checkpoint["state_dict"], expected["state_dict"])
     assert (tmp_path / FINAL_FILE).is_file()
+
+
+def test_an_empty_training_set_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(DataError, match="training set is empty"):
+        make_trainer(tmp_path, dataset=ToyDataset(size=0))
+    assert not list(tmp_path.iterdir())

@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..utils.errors import PosekitError
+from ..utils.errors import DataError, PosekitError
 from .amp import MixedPrecision
 from .distributed import DistContext, sum_over_processes, wrap_model
 from .hooks import Hook
@@ -75,6 +75,8 @@ class Trainer:
                                  pin_memory=pin_memory and context.device.type == "cuda",
                                  generator=torch.Generator().manual_seed(seed))
         self.iterations_per_epoch = iterations_per_epoch(self.sampler.num_samples, solver)
+        if self.iterations_per_epoch == 0:
+            raise DataError("the training set is empty: no image to train on (check the data set's annotations)")
         self.max_iter = solver.schedule.total_iterations(self.iterations_per_epoch)
         self.progress = self._resume_or_start(auto_resume)
         self.train_model = wrap_model(self.model, context,
