@@ -7,6 +7,7 @@ from typing import Any
 from yacs.config import CfgNode
 
 from ..utils.imports import import_submodules
+from .densepose import DensePoseEstimator
 from .family import FamilyTools, TrainingSetup, family_tools, register_family_tools
 
 import_submodules(__name__)
@@ -17,4 +18,4 @@ def PoseEstimator(cfg: CfgNode) -> Any:  # noqa: N802 (the README's entry point,
     return family_tools(cfg).estimator(cfg)
 
 
-__all__ = ["FamilyTools", "PoseEstimator", "TrainingSetup", "family_tools", "register_family_tools"]
+__all__ = ["DensePoseEstimator", "FamilyTools", "PoseEstimator", "TrainingSetup", "family_tools", "register_family_tools"]

@@ -1,0 +1,37 @@
+"""``DensePoseEstimator``: DensePose R-CNN with MODEL.WEIGHTS, returning people as plain arrays (densepose.md 2.5)."""
+from typing import Dict, List, Sequence
+
+import numpy as np
+import torch
+
+from ...data.image_io import Image, load_rgb_image
+from ...models.densepose.chart_result import chart_result
+from ...structures import Instances
+from ..detector.estimator import DetectorEstimator
+
+Person = Dict[str, object]
+
+
+class DensePoseEstimator(DetectorEstimator):
+    """``predict(image)`` -> people by decreasing score: {"bbox": float32 (4,) x1, y1, x2, y2, "score": float,
+    "labels": uint8 (h, w) chart 0..24 over the box, "uv": float32 (2, h, w)}, with w = max(int(x2 - x1), 1) and
+    h = max(int(y2 - y1), 1) as detectron2's chart result."""
+
+    @torch.inference_mode()
+    def predict_batch(self, images: Sequence[Image]) -> List[List[Person]]:
+        """``predict`` for each image (RGB uint8 array or path)."""
+        inputs = [self.inputs(load_rgb_image(image)) for image in images]
+        return [people_from_instances(output["instances"]) for output in self.model(inputs)]
+
+
+def people_from_instances(instances: Instances) -> List[Person]:
+    """The chart result of every detection, by decreasing score."""
+    order = torch.argsort(instances.scores, descending=True, stable=True).tolist()
+    people = []
+    for i in order:
+        box = instances.pred_boxes[i]
+        result = chart_result(instances.pred_densepose_coarse_segm[i], instances.pred_densepose_fine_segm[i],
+                              instances.pred_densepose_u[i], instances.pred_densepose_v[i], box)
+        people.append({"bbox": box.cpu().numpy().astype(np.float32), "score": float(instances.scores[i]),
+                       "labels": result.labels.cpu().numpy(), "uv": result.uv.cpu().numpy()})
+    return people
