@@ -171,8 +171,12 @@ def test_samples_depend_only_on_seed_epoch_and_index(samples_dir):
 
 def test_training_items_equal_those_before_the_shared_foundation(samples_dir):
     """SHA-256 prefixes of every sample item (epochs 0 and 1) recorded with posekit 0e8590d, whose items
-    carried the ImageNet-normalised image: the network's normalised input and all targets are unchanged."""
-    recorded = json.loads((Path(__file__).parent / "dekr_items_before_foundation.json").read_text())
+    carried the ImageNet-normalised image: the network's normalised input and all targets are unchanged.
+    Recorded per OpenCV version: its JPEG decoding and warping change the pixels between versions."""
+    records = json.loads((Path(__file__).parent / "dekr_items_before_foundation.json").read_text())
+    if cv2.__version__ not in records:
+        pytest.skip(f"no pre-foundation record for OpenCV {cv2.__version__} (recorded: {', '.join(records)})")
+    recorded = records[cv2.__version__]
     cfg = load_cfg(str(samples_dir.parents[1] / "experiments/samples/dekr_tiny_coco.yaml"),
                    ["DATASET.ROOT", str(samples_dir / "coco")])
     dataset = build_dataset(cfg, is_train=True)

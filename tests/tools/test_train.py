@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import pytest
 import torch
 from torch.utils.data import default_collate
@@ -122,9 +123,13 @@ def test_torchrun_two_cpu_processes(tmp_path):
 
 def test_losses_equal_the_run_before_the_shared_trainer(tmp_path):
     """Per-iteration losses of 3 epochs on the samples (LR step after epoch 2), one thread, recorded with
-    posekit 0e8590d (DEKR's own trainer). Same machine: bit-identical; the tolerance allows another CPU's
-    float rounding, far below what a changed item, order, rate or loss would do (>1e-2 relative)."""
-    recorded = json.loads((Path(__file__).parent / "data" / "dekr_tiny_losses_before_foundation.json").read_text())
+    posekit 0e8590d (DEKR's own trainer) for each OpenCV version seen (its decoding and warping change the
+    pixels). Same machine: bit-identical; the tolerance allows another CPU's float rounding, far below what a
+    changed item, order, rate or loss would do (>1e-2 relative)."""
+    records = json.loads((Path(__file__).parent / "data" / "dekr_tiny_losses_before_foundation.json").read_text())
+    if cv2.__version__ not in records:
+        pytest.skip(f"no pre-foundation record for OpenCV {cv2.__version__} (recorded: {', '.join(records)})")
+    recorded = records[cv2.__version__]
     opts = ["OUTPUT_DIR", str(tmp_path / "output"), "LOG_DIR", str(tmp_path / "log"), "TRAIN.END_EPOCH", "3",
             "TRAIN.LR_STEP", "[2]", "AUTO_RESUME", "False", "DEVICE", "cpu"]
     assert train.main(["--cfg", SAMPLE_CFG, *opts]) == 0
