@@ -6,7 +6,8 @@ import pytest
 from posekit.config import architecture_name, family_of, get_cfg, load_cfg
 from posekit.utils.errors import ConfigError
 
-# detectron2 projects/DensePose/configs/Base-DensePose-RCNN-FPN.yaml and files built on it, as published.
+# detectron2 projects/DensePose/configs/Base-DensePose-RCNN-FPN.yaml and files built on it: their published
+# values (their comments left out).
 BASE_DENSEPOSE_RCNN_FPN = """
 VERSION: 2
 MODEL:
@@ -18,15 +19,12 @@ MODEL:
   FPN:
     IN_FEATURES: ["res2", "res3", "res4", "res5"]
   ANCHOR_GENERATOR:
-    SIZES: [[32], [64], [128], [256], [512]]  # One size for each in feature map
-    ASPECT_RATIOS: [[0.5, 1.0, 2.0]]  # Three aspect ratios (same for all in feature maps)
+    SIZES: [[32], [64], [128], [256], [512]]
+    ASPECT_RATIOS: [[0.5, 1.0, 2.0]]
   RPN:
     IN_FEATURES: ["p2", "p3", "p4", "p5", "p6"]
-    PRE_NMS_TOPK_TRAIN: 2000  # Per FPN level
-    PRE_NMS_TOPK_TEST: 1000  # Per FPN level
-    # Detectron1 uses 2000 proposals per-batch,
-    # (See "modeling/rpn/rpn_outputs.py" for details of this legacy issue)
-    # which is approximately 1000 proposals per-image since the default batch size for FPN is 2.
+    PRE_NMS_TOPK_TRAIN: 2000
+    PRE_NMS_TOPK_TEST: 1000
     POST_NMS_TOPK_TRAIN: 1000
     POST_NMS_TOPK_TEST: 1000
 

@@ -6,7 +6,7 @@ import pytest
 from posekit.config import family_of, get_cfg, load_cfg
 from posekit.utils.errors import ConfigError
 
-# detectron2's configs/Base-RCNN-FPN.yaml and COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml, as published.
+# detectron2's configs/Base-RCNN-FPN.yaml and COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml, as published (values only; their comments left out).
 BASE_RCNN_FPN = """
 MODEL:
   META_ARCHITECTURE: "GeneralizedRCNN"
@@ -17,12 +17,12 @@ MODEL:
   FPN:
     IN_FEATURES: ["res2", "res3", "res4", "res5"]
   ANCHOR_GENERATOR:
-    SIZES: [[32], [64], [128], [256], [512]]  # One size for each in feature map
-    ASPECT_RATIOS: [[0.5, 1.0, 2.0]]  # Three aspect ratios (same for all in feature maps)
+    SIZES: [[32], [64], [128], [256], [512]]
+    ASPECT_RATIOS: [[0.5, 1.0, 2.0]]
   RPN:
     IN_FEATURES: ["p2", "p3", "p4", "p5", "p6"]
-    PRE_NMS_TOPK_TRAIN: 2000  # Per FPN level
-    PRE_NMS_TOPK_TEST: 1000  # Per FPN level
+    PRE_NMS_TOPK_TRAIN: 2000
+    PRE_NMS_TOPK_TEST: 1000
     POST_NMS_TOPK_TRAIN: 1000
     POST_NMS_TOPK_TEST: 1000
   ROI_HEADS:
