@@ -6,7 +6,8 @@ import pytest
 from posekit.config import family_of, get_cfg, load_cfg
 from posekit.utils.errors import ConfigError
 
-# detectron2's configs/Base-RCNN-FPN.yaml and COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml, as published (values only; their comments left out).
+# detectron2's configs/Base-RCNN-FPN.yaml and COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml: their published
+# values (their comments left out).
 BASE_RCNN_FPN = """
 MODEL:
   META_ARCHITECTURE: "GeneralizedRCNN"
