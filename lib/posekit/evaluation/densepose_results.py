@@ -76,7 +76,7 @@ def encode_labels_uv(labels_uv: np.ndarray) -> str:
     return base64.encodebytes(stream.getvalue()).decode("ascii")
 
 
-def decode_labels_uv(text: str, shape_chw: Sequence[int], where: str) -> np.ndarray:
+def decode_png(text: str, shape_chw: Sequence[int], where: str) -> np.ndarray:
     """The 3 x h x w uint8 array stored in a base64 PNG ``text``, checked against ``shape_chw``."""
     try:
         image = Image.open(io.BytesIO(base64.b64decode(text)))
@@ -122,7 +122,7 @@ def to_challenge_record(image_id: int, detection: Mapping[str, Any], category_id
 def from_challenge_record(record: Mapping[str, Any], where: str = "challenge record") -> Detection:
     """The detection arrays stored in a COCO DensePose challenge result record."""
     _record_fields(record, ("bbox", "score", "uv_shape", "uv_data"), where)
-    labels_uv = decode_labels_uv(record["uv_data"], record["uv_shape"], f"{where}, field 'uv_data'")
+    labels_uv = decode_png(record["uv_data"], record["uv_shape"], f"{where}, field 'uv_data'")
     return _detection_from(record, labels_uv, where)
 
 
@@ -140,7 +140,7 @@ def from_detectron2_record(record: Mapping[str, Any], where: str = "detectron2 r
     _record_fields(record, ("bbox", "score", "densepose"), where)
     densepose = record["densepose"]
     _record_fields(densepose, ("shape_chw", "labels_uv_str"), f"{where}, field 'densepose'")
-    labels_uv = decode_labels_uv(densepose["labels_uv_str"], densepose["shape_chw"],
+    labels_uv = decode_png(densepose["labels_uv_str"], densepose["shape_chw"],
                                  f"{where}, field 'densepose.labels_uv_str'")
     return _detection_from(record, labels_uv, where)
 
