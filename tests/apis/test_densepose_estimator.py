@@ -9,7 +9,6 @@ import torch
 from posekit.apis import DensePoseEstimator, PoseEstimator
 from posekit.config import load_cfg
 from posekit.models import build_model
-from posekit.utils.errors import ConfigError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
 from test_densepose_model import DENSEPOSE, TINY  # noqa: E402
@@ -51,10 +50,3 @@ def test_an_array_and_its_path_give_the_same_people(estimator):
     from_path, from_array = estimator.predict(IMAGE), estimator.predict(rgb)
     assert len(from_path) == len(from_array)
     assert all(np.array_equal(a["labels"], b["labels"]) for a, b in zip(from_path, from_array))
-
-
-def test_training_is_refused_in_one_line_until_the_losses_exist():
-    cfg = load_cfg(TINY, DENSEPOSE)
-    from posekit.apis import family_tools
-    with pytest.raises(ConfigError, match="DensePose R-CNN training is not available yet"):
-        family_tools(cfg).training(cfg)

@@ -6,7 +6,8 @@ import pytest
 from torch import nn
 
 from posekit.apis import PoseEstimator
-from posekit.apis.dekr.video import open_video, run_video_demo
+from posekit.apis.dekr.video import run_video_demo
+from posekit.apis.video import open_video
 from posekit.config import load_cfg
 from posekit.data.image_io import read_rgb
 from posekit.apis.cli import run_tool

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from posekit.apis.dekr.video import frame_step, open_video, run_video_demo
+from posekit.apis.dekr.video import run_video_demo
+from posekit.apis.video import frame_step, open_video
 from posekit.data.metadata import KeypointSet
 from posekit.utils.errors import DataError
 

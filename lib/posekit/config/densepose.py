@@ -85,6 +85,12 @@ def _add_evaluation_and_bootstrap(cfg: CN) -> None:
     evaluation.DISTRIBUTED_INFERENCE = True
     evaluation.EVALUATE_MESH_ALIGNMENT = False
     evaluation.MESH_ALIGNMENT_MESH_NAMES = []
+    # posekit: the folder holding SMPL_subdiv.mat, SMPL_SUBDIV_TRANSFORM.mat and Pdist_matrix.pkl (user-provided;
+    # detectron2 fetches them by URL). Without it tools/valid.py reports box AP only.
+    evaluation.DATA_DIR = "data/densepose_eval"
+    # posekit: the DensePose release's UV_symmetry_transforms.mat (user-provided), needed to flip in training.
+    cfg.DENSEPOSE_DATA = CN()
+    cfg.DENSEPOSE_DATA.UV_SYMMETRY_FILE = "data/densepose/UV_symmetry_transforms.mat"
     cfg.BOOTSTRAP_DATASETS = []
     cfg.BOOTSTRAP_MODEL = CN()
     cfg.BOOTSTRAP_MODEL.WEIGHTS = ""

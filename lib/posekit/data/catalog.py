@@ -25,6 +25,11 @@ imported); each split's images are the folder or, when there is none, the folder
 * ``densepose_coco_2014_{train,minival,valminusminival}``: ``coco/annotations/densepose_<split>2014.json``
   (official names, densepose.md §5.1) on the COCO 2014 images ``coco/images/train2014`` (train) or
   ``coco/images/val2014``; ``densepose_coco_2014_minival_100`` is minival's first 100 images.
+* ``densepose_ultrapose_{train,minival}``: UltraPose (densepose.md §5.2), DensePose-COCO json in KTNv2's file
+  names ``ultrapose/annotations/densepose_{train,valminusminival}2014.json`` on ``ultrapose/images/train2014``
+  (train) or ``ultrapose/images/val2014`` (minival), the images under ``images/`` as for COCO
+* ``densepose_coco_samples``: ``samples/densepose_coco/annotations/densepose_samples.json``,
+  ``samples/densepose_coco/images`` (posekit's DensePose samples, tools/make_densepose_samples.py)
 """
 import difflib
 import functools
@@ -250,6 +255,11 @@ STANDARD_SPLITS: Dict[str, Tuple[str, str, str, str]] = {
     **{f"densepose_coco_2014_{split}": (f"coco/annotations/densepose_{split}2014.json", f"coco/images/{images}",
                                         "coco", "densepose")
        for split, images in (("train", "train2014"), ("minival", "val2014"), ("valminusminival", "val2014"))},
+    **{f"densepose_ultrapose_{split}": (f"ultrapose/annotations/densepose_{json_split}2014.json",
+                                        f"ultrapose/images/{images}", "coco", "densepose")
+       for split, json_split, images in (("train", "train", "train2014"), ("minival", "valminusminival", "val2014"))},
+    "densepose_coco_samples": ("samples/densepose_coco/annotations/densepose_samples.json",
+                               "samples/densepose_coco/images", "coco", "densepose"),
 }
 
 

@@ -136,6 +136,8 @@ class DetectionMapper:
         self.min_size_test = min_size_test
         self.max_size_test = max_size_test
         self.random_flip = random_flip
+        # The DensePose chart and UV symmetry tables when instances carry DensePose points (DensePoseMapper).
+        self.densepose_flip = None
         self.keypoint_flip_index = None if keypoint_flip_index is None else list(keypoint_flip_index)
         self.num_joints = num_joints
         self.image_format = image_format
@@ -211,7 +213,8 @@ class DetectionMapper:
         if short_side:
             image, instances = self._resize(image, instances, short_side)
         if self.is_train and self.random_flip:
-            image, instances = random_flip(image, instances, FLIP_PROBABILITY, rng, self.keypoint_flip_index)
+            image, instances = random_flip(image, instances, FLIP_PROBABILITY, rng, self.keypoint_flip_index,
+                                           self.densepose_flip)
         return image, instances
 
     def _resize(self, image: np.ndarray, instances: Instances, short_side: int) -> Tuple[np.ndarray, Instances]:

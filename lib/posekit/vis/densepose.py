@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from ..evaluation.densepose_results import Detection, check_detection
+from ..utils.errors import DataError
 from ..utils.io import PathLike, atomic_write
 
 NUM_CHARTS = 24
@@ -82,11 +83,13 @@ def instance_image(image_shape: Sequence[int], detections: Iterable[Mapping[str,
     return np.clip(canvas, 0, 255).astype(np.uint8)
 
 
-def _write_png(path: PathLike, image: np.ndarray) -> None:
+def write_png(path: PathLike, image: np.ndarray) -> None:
+    """Write an image (B, G, R channels, or one channel) as PNG, atomically."""
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise DataError(f"{path}: cannot encode the image as PNG")
+
     def write(tmp: str) -> None:
-        ok, data = cv2.imencode(".png", image)
-        if not ok:
-            raise OSError(f"could not encode {path} as PNG")
         with open(tmp, "wb") as handle:
             handle.write(data.tobytes())
     atomic_write(path, write)
@@ -98,8 +101,8 @@ def write_iuv_outputs(stem_path: PathLike, image_shape: Sequence[int], detection
     returns their paths."""
     dets = _checked(detections)
     iuv_path, inds_path = f"{stem_path}_IUV.png", f"{stem_path}_INDS.png"
-    _write_png(iuv_path, iuv_image(image_shape, dets))
-    _write_png(inds_path, instance_image(image_shape, dets, first_index))
+    write_png(iuv_path, iuv_image(image_shape, dets))
+    write_png(inds_path, instance_image(image_shape, dets, first_index))
     return iuv_path, inds_path
 
 

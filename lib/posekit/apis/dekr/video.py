@@ -1,36 +1,21 @@
-"""What tools/inference_demo.py does: poses on every n-th video frame, written as a video, images, csv and json."""
+"""What tools/inference_demo.py does for DEKR: poses on every n-th video frame, written as a video, images, csv
+and json (the frame loop and video writing are ``posekit.apis.video``'s)."""
 import csv
 import io
-import math
-import os
-import shutil
 from dataclasses import dataclass
-from itertools import chain, islice
 from pathlib import Path
-from typing import Iterator, List, Sequence, Tuple
+from typing import List, Sequence
 
-import cv2
 import numpy as np
-from tqdm import tqdm
 
 from ...data.metadata import KeypointSet
-from ...utils.errors import DataError
 from ...utils.io import atomic_write_json, atomic_write_text
 from ...vis import draw_poses
 from ..family import FRAMES_PER_BATCH
+from ..video import FrameWriter, VideoSource, open_video, process_video
 from .estimator import DekrEstimator, Prediction
 
 CSV_DECIMALS = 2
-
-
-@dataclass(frozen=True)
-class VideoSource:
-    """An opened video: its capture handle, frame rate and (possibly approximate) frame count."""
-
-    path: str
-    capture: cv2.VideoCapture
-    fps: float
-    frame_count: int
 
 
 @dataclass(frozen=True)
@@ -42,52 +27,6 @@ class VideoDemoOutputs:
     csv: Path
     json: Path
     frames: int
-
-
-def open_video(path: str) -> VideoSource:
-    """Open ``path`` with OpenCV; a missing, unreadable or rate-less video raises DataError naming it."""
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: video file not found")
-    # FFmpeg would print its own lines next to ours; set OPENCV_FFMPEG_LOGLEVEL yourself to see them.
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    capture = cv2.VideoCapture(path)
-    if not capture.isOpened():
-        raise DataError(f"{path}: OpenCV cannot open this video")
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    if not math.isfinite(fps) or fps <= 0:
-        capture.release()
-        raise DataError(f"{path}: the video reports no frame rate ({fps})")
-    return VideoSource(path, capture, fps, max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0))
-
-
-def frame_step(fps: float, inference_fps: float) -> int:
-    """Process every ``round(fps / inference_fps)``-th frame, at least every frame."""
-    if inference_fps <= 0:
-        raise DataError(f"--inferenceFps must be positive, got {inference_fps}")
-    return max(1, round(fps / inference_fps))
-
-
-def sampled_frames(source: VideoSource, step: int) -> Iterator[Tuple[int, np.ndarray]]:
-    """(frame index, BGR frame) of every ``step``-th frame; an empty video raises DataError."""
-    index = 0
-    while True:
-        ok, frame = source.capture.read()
-        if not ok:
-            break
-        if index % step == 0:
-            yield index, frame
-        index += 1
-    if index == 0:
-        raise DataError(f"{source.path}: the video has no readable frames")
-
-
-def batches(items: Iterator, size: int) -> Iterator[list]:
-    """Consecutive lists of ``size`` items (the last one shorter)."""
-    while True:
-        chunk = list(islice(items, size))
-        if not chunk:
-            return
-        yield chunk
 
 
 def csv_header(keypoint_set: KeypointSet) -> List[str]:
@@ -107,50 +46,26 @@ def json_people(people: Sequence[Prediction]) -> List[dict]:
     return [{"score": person["score"], "keypoints": np.asarray(person["keypoints"]).tolist()} for person in people]
 
 
-class PoseVideoWriter:
-    """Collects each processed frame: a drawn frame in the video and in ``pose/``, its people in csv and json."""
+class PoseVideoWriter(FrameWriter):
+    """Each processed frame: drawn in the video and in ``pose/``, its people in csv and json."""
 
     def __init__(self, output_dir: Path, video_stem: str, fps: float, keypoint_set: KeypointSet,
                  vis_threshold: float) -> None:
-        self.output_dir = output_dir
-        self.pose_dir = output_dir / "pose"
-        # Images of an earlier run would mix with this one's.
-        shutil.rmtree(self.pose_dir, ignore_errors=True)
-        self.pose_dir.mkdir(parents=True)
-        self.video_path = output_dir / f"{video_stem}_pose.avi"
-        # OpenCV picks the container from the extension, so the temporary name keeps '.avi'.
-        self.partial_video = output_dir / f".{video_stem}_pose.partial.avi"
-        self.fps = fps
+        super().__init__(output_dir, video_stem, fps, "pose")
         self.keypoint_set = keypoint_set
         self.vis_threshold = vis_threshold
-        self.video = None
         self.rows: List[list] = []
-        self.frames: List[dict] = []
 
     def add(self, frame_index: int, frame: np.ndarray, people: Sequence[Prediction]) -> None:
         """Draw ``people`` on the BGR ``frame`` and record them."""
         drawn = draw_poses(frame, [person["keypoints"] for person in people], self.keypoint_set, self.vis_threshold)
-        image_name = f"pose_{len(self.frames):08d}.jpg"
-        if not cv2.imwrite(str(self.pose_dir / image_name), drawn):
-            raise DataError(f"{self.pose_dir / image_name}: cannot write the image")
-        self._video_for(drawn).write(drawn)
+        image = self.write_frame(drawn)
         self.rows.extend(csv_rows(frame_index, people))
-        self.frames.append({"frame": frame_index, "image": f"pose/{image_name}", "people": json_people(people)})
-
-    def _video_for(self, frame: np.ndarray) -> cv2.VideoWriter:
-        if self.video is None:
-            height, width = frame.shape[:2]
-            self.video = cv2.VideoWriter(str(self.partial_video), cv2.VideoWriter_fourcc(*"MJPG"), self.fps,
-                                         (width, height))
-            if not self.video.isOpened():
-                raise DataError(f"{self.partial_video}: OpenCV cannot write an MJPG video here")
-        return self.video
+        self.frames.append({"frame": frame_index, "image": image, "people": json_people(people)})
 
     def close(self, source: VideoSource, step: int) -> VideoDemoOutputs:
         """Finish the video and write the csv and json files."""
-        if self.video is not None:
-            self.video.release()
-            os.replace(self.partial_video, self.video_path)
+        self.finish_video()
         text = io.StringIO()
         csv.writer(text, lineterminator="\n").writerows([csv_header(self.keypoint_set)] + self.rows)
         csv_path, json_path = self.output_dir / "pose-data.csv", self.output_dir / "pose-data.json"
@@ -158,7 +73,7 @@ class PoseVideoWriter:
         atomic_write_json(json_path, {"video": source.path, "fps": source.fps, "frame_step": step,
                                       "keypoint_names": list(self.keypoint_set.joint_names),
                                       "frames": self.frames}, indent=1)
-        return VideoDemoOutputs(self.video_path, self.pose_dir, csv_path, json_path, len(self.frames))
+        return VideoDemoOutputs(self.video_path, self.image_dir, csv_path, json_path, len(self.frames))
 
 
 def run_video_demo(estimator: DekrEstimator, source: VideoSource, output_dir: str, inference_fps: float = 10,
@@ -170,29 +85,10 @@ def run_video_demo(estimator: DekrEstimator, source: VideoSource, output_dir: st
     and joints scoring below it are not drawn. The output video plays at fps / step, i.e. in real time.
     Releases ``source``.
     """
-    try:
-        if batch_size < 1:
-            raise DataError(f"--batchSize must be at least 1, got {batch_size}")
-        return _process_video(estimator, source, Path(output_dir), frame_step(source.fps, inference_fps),
-                              vis_threshold, show_progress, batch_size)
-    finally:
-        source.capture.release()
-
-
-def _process_video(estimator: DekrEstimator, source: VideoSource, output_dir: Path, step: int,
-                   vis_threshold: float, show_progress: bool, batch_size: int) -> VideoDemoOutputs:
-    frames = sampled_frames(source, step)
-    frames = chain([next(frames)], frames)  # an empty video fails here, before any output is touched
-    writer = PoseVideoWriter(output_dir, Path(source.path).stem, source.fps / step, estimator.keypoint_set,
-                             vis_threshold)
-    total = math.ceil(source.frame_count / step) if source.frame_count else None
-    with tqdm(total=total, desc="video", unit="frame", disable=not show_progress) as progress:
-        for chunk in batches(frames, batch_size):
-            rgb = [cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) for _, frame in chunk]
-            for (index, frame), people in zip(chunk, estimator.predict_batch(rgb)):
-                writer.add(index, frame, [p for p in people if p["score"] > vis_threshold])
-            progress.update(len(chunk))
-    return writer.close(source, step)
+    def writer(fps: float) -> PoseVideoWriter:
+        return PoseVideoWriter(Path(output_dir), Path(source.path).stem, fps, estimator.keypoint_set, vis_threshold)
+    return process_video(estimator.predict_batch, source, writer, inference_fps, vis_threshold, batch_size,
+                         show_progress)
 
 
 def dekr_video_demo(cfg, args) -> str:

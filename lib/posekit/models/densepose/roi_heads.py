@@ -19,6 +19,7 @@ from ..detection.poolers import ROIPooler
 from ..detection.roi_heads import ROI_HEADS_REGISTRY, Losses, StandardROIHeads
 from ..layers import ShapeSpec
 from .head import GROUPS, NormConv2d, build_densepose_head
+from .losses import DensePoseLosses, select_densepose_rois
 from .predictor import build_densepose_predictor
 
 FIELD_PREFIX = "pred_densepose_"
@@ -86,6 +87,8 @@ class DensePoseROIHeads(StandardROIHeads):
                                           head.POOLER_SAMPLING_RATIO, head.POOLER_TYPE)
         self.densepose_head = build_densepose_head(cfg, channels)
         self.densepose_predictor = build_densepose_predictor(cfg, self.densepose_head.n_out_channels)
+        self.densepose_iou_threshold = head.FG_IOU_THRESHOLD
+        self.densepose_losses = DensePoseLosses.from_config(cfg)
 
     def densepose_outputs(self, features: Dict[str, torch.Tensor],
                           boxes: List[torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -96,15 +99,27 @@ class DensePoseROIHeads(StandardROIHeads):
         return self.densepose_predictor(self.densepose_head(self.densepose_pooler(maps, boxes)))
 
     def forward_branches(self, features: Dict[str, torch.Tensor], instances: List[Instances]) -> Losses:
-        """Test: ``pred_densepose_*`` fields on each image's detections. Training: no DensePose loss yet."""
-        if not self.densepose_on or self.training:
+        """Training: the DensePose losses of the foreground proposals (densepose.md 2.4). Test:
+        ``pred_densepose_*`` fields on each image's detections."""
+        if not self.densepose_on:
             return {}
+        if self.training:
+            return self._densepose_losses(features, instances)
         outputs = self.densepose_outputs(features, [image.pred_boxes for image in instances])
         counts = [len(image) for image in instances]
         for key, value in outputs.items():
             for image, part in zip(instances, value.split(counts)):
                 image.set(FIELD_PREFIX + key, part)
         return {}
+
+    def _densepose_losses(self, features: Dict[str, torch.Tensor], foreground: List[Instances]) -> Losses:
+        """The four DensePose losses of the selected ROIs; none when no image has a ``gt_densepose`` field."""
+        # A batch of a data set without DensePose annotations trains the detector alone.
+        if not any(image.has("gt_densepose") for image in foreground):
+            return {}
+        rois = select_densepose_rois(foreground, self.densepose_iou_threshold)
+        outputs = self.densepose_outputs(features, [image.proposal_boxes for image in rois])
+        return self.densepose_losses(rois, outputs)
 
 
 ROI_HEADS_REGISTRY.register("DensePoseROIHeads", DensePoseROIHeads)
