@@ -1,4 +1,5 @@
-"""``make demo``: train the tiny sample DEKR for a few minutes, test it on the sample images, run the video demo.
+"""``make demo``: train the tiny sample DEKR for a few minutes, test it on the sample images, run the video demo;
+then train a tiny DensePose R-CNN on the DensePose samples for a minute and draw its IUV output on a photo.
 
 Every step is the user's own command line, run as a subprocess of this Python and printed before it runs.
 """
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from posekit.config import load_cfg
-from posekit.engine.training_state import BEST_FILE, CHECKPOINT_FILE
+from posekit.engine.training_state import BEST_FILE, CHECKPOINT_FILE, FINAL_FILE
 from posekit.engine.run_dirs import output_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,6 +20,11 @@ SAMPLE_VIDEO = "data/samples/video/street.mp4"
 VIDEO_OUTPUT = "output/inference_demo"
 # Seconds of training: with start-up and the two test steps the demo stays within a few minutes on 2 CPU cores.
 TRAIN_SECONDS = 180
+DENSEPOSE_CFG = "experiments/samples/densepose_tiny.yaml"
+# About a minute on 2 CPU cores: the DensePose losses fall, the model proves the pipeline, not accuracy.
+DENSEPOSE_ITERATIONS = 200
+DENSEPOSE_IMAGE = "data/samples/densepose/demo_im.jpg"
+DENSEPOSE_OUTPUT = "output/densepose_demo/demo_im_dp_segm.png"
 
 OFFICIAL_WEIGHTS_HELP = """\
 These weights were trained for {seconds} s on four sample images: they show that training, testing and the
@@ -54,17 +60,25 @@ def trained_weights(run_dir: Path) -> Path:
 
 
 def main() -> int:
-    """Run the three demo steps and say where their outputs are."""
+    """Run the five demo steps and say where their outputs are."""
     run_dir = output_dir(load_cfg(str(REPO / SAMPLE_CFG)), SAMPLE_CFG)
+    densepose_dir = output_dir(load_cfg(str(REPO / DENSEPOSE_CFG)), DENSEPOSE_CFG)
     try:
-        run_step(f"1/3 train the tiny sample model for at most {TRAIN_SECONDS} s", "train.py",
+        run_step(f"1/5 train the tiny sample model for at most {TRAIN_SECONDS} s", "train.py",
                  ["--cfg", SAMPLE_CFG, "TRAIN.MAX_TIME", str(TRAIN_SECONDS)])
         weights = str(trained_weights(run_dir))
-        run_step("2/3 test it on data/samples/coco (AP table)", "valid.py",
+        run_step("2/5 test it on data/samples/coco (AP table)", "valid.py",
                  ["--cfg", SAMPLE_CFG, "TEST.MODEL_FILE", weights])
-        run_step(f"3/3 run the video demo on {SAMPLE_VIDEO}", "inference_demo.py",
+        run_step(f"3/5 run the video demo on {SAMPLE_VIDEO}", "inference_demo.py",
                  ["--cfg", SAMPLE_CFG, "--videoFile", SAMPLE_VIDEO, "--outputDir", VIDEO_OUTPUT,
                   "TEST.MODEL_FILE", weights])
+        run_step(f"4/5 train a tiny DensePose R-CNN on data/samples/densepose_coco ({DENSEPOSE_ITERATIONS} "
+                 f"iterations)", "train.py",
+                 ["--cfg", DENSEPOSE_CFG, "SOLVER.MAX_ITER", str(DENSEPOSE_ITERATIONS), "SOLVER.STEPS",
+                  f"({DENSEPOSE_ITERATIONS * 4 // 5},)", "SOLVER.CHECKPOINT_PERIOD", str(DENSEPOSE_ITERATIONS)])
+        run_step(f"5/5 draw its DensePose output on {DENSEPOSE_IMAGE}", "apply_net.py",
+                 ["show", DENSEPOSE_CFG, str(densepose_dir / FINAL_FILE), DENSEPOSE_IMAGE, "dp_segm,bbox",
+                  "--min_score", "0.3", "--output", DENSEPOSE_OUTPUT])
     except StepFailed as failure:
         print(failure, file=sys.stderr)
         return 1
@@ -72,6 +86,8 @@ def main() -> int:
           f"  trained weights, training log, loss curve: {run_dir}/\n"
           f"  test results json and log:                 {run_dir}/results/\n"
           f"  pose video, images, csv and json:          {VIDEO_OUTPUT}/\n"
+          f"  DensePose weights and loss curves:         {densepose_dir}/\n"
+          f"  DensePose parts drawn on the photo:        {DENSEPOSE_OUTPUT}\n"
           f"  tensorboard logs:                          log/\n\n"
           + OFFICIAL_WEIGHTS_HELP.format(seconds=TRAIN_SECONDS))
     return 0
