@@ -25,6 +25,8 @@ DENSEPOSE_CFG = "experiments/samples/densepose_tiny.yaml"
 DENSEPOSE_ITERATIONS = 200
 DENSEPOSE_IMAGE = "data/samples/densepose/demo_im.jpg"
 DENSEPOSE_OUTPUT = "output/densepose_demo/demo_im_dp_segm.png"
+# apply_net numbers its outputs, one per input image, as detectron2's does.
+DENSEPOSE_SHOWN = "output/densepose_demo/demo_im_dp_segm.0001.png"
 
 OFFICIAL_WEIGHTS_HELP = """\
 These weights were trained for {seconds} s on four sample images: they show that training, testing and the
@@ -87,7 +89,8 @@ def main() -> int:
           f"  test results json and log:                 {run_dir}/results/\n"
           f"  pose video, images, csv and json:          {VIDEO_OUTPUT}/\n"
           f"  DensePose weights and loss curves:         {densepose_dir}/\n"
-          f"  DensePose parts drawn on the photo:        {DENSEPOSE_OUTPUT}\n"
+          f"  DensePose parts drawn on the photo:        {DENSEPOSE_SHOWN} (a minute of training on three crops\n"
+          f"                                             of one person: it shows the pipeline, not accuracy)\n"
           f"  tensorboard logs:                          log/\n\n"
           + OFFICIAL_WEIGHTS_HELP.format(seconds=TRAIN_SECONDS))
     return 0
