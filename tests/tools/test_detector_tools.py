@@ -57,3 +57,14 @@ def test_unknown_training_data_set_names_the_closest(tmp_path):
     cfg = load_cfg(TINY, run_opts(tmp_path, "DATASETS.TRAIN", "('coco_2017_trian_samples',)"))
     with pytest.raises(ConfigError, match="unknown data set 'coco_2017_trian_samples'.*coco_2017_train_samples"):
         family_tools(cfg).training(cfg)
+
+
+def test_eval_period_turns_on_box_ap_during_training(tmp_path):
+    from posekit.engine import PeriodicEvaluation
+    from posekit.models import build_model
+    assert family_tools(load_cfg(TINY, run_opts(tmp_path))).training(load_cfg(TINY, run_opts(tmp_path))).hooks == []
+    cfg = load_cfg(TINY, run_opts(tmp_path, "TEST.EVAL_PERIOD", "2"))
+    hooks = family_tools(cfg).training(cfg).hooks
+    assert len(hooks) == 1 and isinstance(hooks[0], PeriodicEvaluation) and hooks[0].period == 2
+    metrics = hooks[0].evaluate(build_model(cfg).eval())
+    assert set(metrics) >= {"AP", "AP50", "AP75"} and 0 <= metrics["AP50"] <= 100

@@ -1,17 +1,21 @@
 """The detector's training recipe in the shared trainer's terms: catalog records, detectron2's SOLVER keys."""
 import logging
-from typing import List
+import tempfile
+from pathlib import Path
+from typing import Callable, List
 
 import torch.distributed as dist
+from torch import nn
 from yacs.config import CfgNode
 
 from ...data.catalog import get_dataset_records
 from ...data.collate import collate_instances_batch
 from ...data.detection_mapper import DetectionMapper, filter_images_without_instances
 from ...data.mapped_dataset import MappedDataset
-from ...engine import Schedule, SolverSettings, clipping_from_cfg
+from ...engine import Hook, PeriodicEvaluation, Schedule, SolverSettings, clipping_from_cfg
 from ...utils.errors import ConfigError
 from ..family import TrainingSetup
+from .validation import box_ap
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +57,22 @@ def training_records(cfg: CfgNode) -> List[dict]:
     return records
 
 
+def evaluation_hooks(cfg: CfgNode, evaluate: Callable[[CfgNode, nn.Module, Path], object]) -> List[Hook]:
+    """Evaluation every TEST.EVAL_PERIOD iterations and at the end (none when the period is 0), results in a
+    temporary folder: the metrics go to the log."""
+    if cfg.TEST.EVAL_PERIOD <= 0:
+        return []
+
+    def run(model: nn.Module):
+        with tempfile.TemporaryDirectory() as folder:
+            return evaluate(cfg, model, Path(folder))
+    return [PeriodicEvaluation(cfg.TEST.EVAL_PERIOD, run)]
+
+
 def detector_training(cfg: CfgNode) -> TrainingSetup:
-    """DATASETS.TRAIN through the detection mapper, batched as lists; SOLVER.* as solver settings."""
+    """DATASETS.TRAIN through the detection mapper, batched as lists; SOLVER.* as solver settings; box AP every
+    TEST.EVAL_PERIOD iterations."""
     dataset = MappedDataset(training_records(cfg), DetectionMapper.from_config(cfg, is_train=True), cfg.SEED)
     return TrainingSetup(dataset=dataset, solver=detector_solver(cfg), collate_fn=collate_instances_batch,
-                         checkpoint_period=cfg.SOLVER.CHECKPOINT_PERIOD)
+                         checkpoint_period=cfg.SOLVER.CHECKPOINT_PERIOD,
+                         hooks=evaluation_hooks(cfg, lambda cfg, model, folder: box_ap(cfg, model, folder, False)))
