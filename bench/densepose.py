@@ -6,8 +6,8 @@ DensePose branch, and one training iteration.
 The model is detectron2's densepose_rcnn_R_50_FPN_s1x (decoder, V1ConvX head, chart predictor) with random
 weights, run in its inference form (norms folded, channels_last: what DensePoseEstimator runs) on the sample
 image of bench/detector.py. "detector" times the same network with the DensePose branch switched off
-(MODEL.DENSEPOSE_ON False, same weights); "DensePose branch" is the difference. Random weights give up to 100
-detections, the worst case for the branch. Peak memory is the process's maximum resident set (CPU) or the
+(MODEL.DENSEPOSE_ON False, same weights); "DensePose branch" is the difference (its Panoptic-FPN decoder runs on
+the whole image, the head and predictor per detection; the detections column says how many there were). Peak memory is the process's maximum resident set (CPU) or the
 allocator's peak (CUDA) over the timed runs. --write replaces the "## DensePose R-CNN, CPU" / "GPU" section of
 bench/RESULTS.md.
 """
@@ -46,15 +46,15 @@ def inference_rows(cfg, device: torch.device, repeats: int) -> List[List[str]]:
     detector = build_model(detector_cfg)
     detector.load_state_dict({k: v for k, v in full.state_dict().items() if k in detector.state_dict()})
     batch = inputs(cfg, is_train=False, count=1)
-    seconds = {}
+    rows, seconds = [], []
     for name, model in (("detector", detector), ("detector + DensePose branch", full)):
         model = prepare_for_inference(model, device)
-        seconds[name] = median_seconds(lambda: model(batch), device, repeats)
+        seconds.append(median_seconds(lambda: model(batch), device, repeats))
         with torch.no_grad():
             found = len(model(batch)[0]["instances"])
-    branch = seconds["detector + DensePose branch"] - seconds["detector"]
-    return [[name, f"{value:.3f}", f"{1 / value:.2f}", str(found)] for name, value in seconds.items()] + \
-        [["DensePose branch alone", f"{branch:.3f}", "-", str(found)]]
+        rows.append([name, f"{seconds[-1]:.3f}", f"{1 / seconds[-1]:.2f}", str(found)])
+    # The decoder runs on the whole image; the head and predictor once per detection.
+    return rows + [["DensePose branch alone", f"{seconds[1] - seconds[0]:.3f}", "-", str(found)]]
 
 
 def training_row(cfg, device: torch.device, repeats: int) -> List[str]:
