@@ -19,10 +19,8 @@ from typing import List
 import torch
 
 from common import format_table, machine, median_seconds, write_section
-from detector import TRAINING_LR, inputs
-from posekit.apis.detector.training import detector_solver
+from detector import TRAINING_LR, inputs, training_seconds
 from posekit.config import load_cfg
-from posekit.engine import build_optimizer
 from posekit.models import build_model, prepare_for_inference
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,19 +56,9 @@ def inference_rows(cfg, device: torch.device, repeats: int) -> List[List[str]]:
 
 
 def training_row(cfg, device: torch.device, repeats: int) -> List[str]:
-    """Median seconds of one batch-2 iteration with every loss (the samples carry no DensePose points: the
-    branch runs on the foreground ROIs with zero-valued point losses)."""
-    torch.manual_seed(0)
-    model = build_model(cfg, is_train=True).to(device).train()
-    optimizer = build_optimizer(model, detector_solver(cfg))
-    batch = inputs(cfg, is_train=True, count=2)
-
-    def step():
-        losses = model(batch)
-        optimizer.zero_grad(set_to_none=True)
-        sum(losses.values()).backward()
-        optimizer.step()
-    seconds = median_seconds(step, device, repeats)
+    """One batch-2 iteration with every loss (the samples carry no DensePose points: the branch runs on the
+    foreground ROIs with zero-valued point losses)."""
+    seconds = training_seconds(cfg, device, repeats)
     return ["training iteration (batch 2)", f"{seconds:.3f}", f"{2 / seconds:.2f}", "-"]
 
 

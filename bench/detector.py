@@ -96,7 +96,7 @@ def _copy(cfg, model: nn.Module) -> nn.Module:
     return twin
 
 
-def training_row(cfg, device: torch.device, repeats: int) -> List[str]:
+def training_seconds(cfg, device: torch.device, repeats: int) -> float:
     """Median seconds of one batch-2 iteration: forward, backward, SGD step."""
     torch.manual_seed(0)
     model = build_model(cfg, is_train=True).to(device).train()
@@ -108,7 +108,12 @@ def training_row(cfg, device: torch.device, repeats: int) -> List[str]:
         optimizer.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
         optimizer.step()
-    seconds = median_seconds(step, device, repeats)
+    return median_seconds(step, device, repeats)
+
+
+def training_row(cfg, device: torch.device, repeats: int) -> List[str]:
+    """The table row of one batch-2 training iteration."""
+    seconds = training_seconds(cfg, device, repeats)
     return ["training iteration", "2", f"{seconds:.3f}", f"{2 / seconds:.2f}", "-", "-"]
 
 
