@@ -1,4 +1,5 @@
 """What the benchmark scripts share: synchronised timing, a description of the machine, RESULTS.md sections."""
+import argparse
 import datetime
 import itertools
 import os
@@ -16,6 +17,15 @@ from torch import nn
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 RESULTS_TITLE = "# Benchmark results\n"
 LAYOUTS = (torch.contiguous_format, torch.channels_last)
+
+
+def device_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments of the model benches: --devices, --repeats and --write."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--devices", nargs="+", choices=["cpu", "cuda"], default=["cpu"])
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per row (after one warm-up)")
+    parser.add_argument("--write", action="store_true", help="replace the devices' sections of bench/RESULTS.md")
+    return parser
 
 
 def synchronize(device: torch.device) -> None:

@@ -11,14 +11,13 @@ the whole image, the head and predictor per detection; the detections column say
 allocator's peak (CUDA) over the timed runs. --write replaces the "## DensePose R-CNN, CPU" / "GPU" section of
 bench/RESULTS.md.
 """
-import argparse
 import resource
 from pathlib import Path
 from typing import List
 
 import torch
 
-from common import format_table, machine, median_seconds, write_section
+from common import device_parser, format_table, machine, median_seconds, write_section
 from detector import TRAINING_LR, inputs, training_seconds
 from posekit.config import load_cfg
 from posekit.models import build_model, prepare_for_inference
@@ -63,11 +62,7 @@ def training_row(cfg, device: torch.device, repeats: int) -> List[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", nargs="+", choices=["cpu", "cuda"], default=["cpu"])
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per row (after one warm-up)")
-    parser.add_argument("--write", action="store_true", help="replace the devices' sections of bench/RESULTS.md")
-    args = parser.parse_args()
+    args = device_parser(__doc__.splitlines()[0]).parse_args()
     for name in args.devices:
         device = torch.device(name)
         cfg = load_cfg(str(CONFIG), ["MODEL.WEIGHTS", "", "MODEL.DEVICE", name, "SOLVER.BASE_LR", TRAINING_LR,

@@ -12,7 +12,6 @@ divided by the best throughput of a 3x3 conv at ResNet's res2..res5 shapes, time
 publishes 0.051-0.066 s/img inference and 0.307-0.359 s/iter training for R-50-FPN DensePose on a V100.
 --write replaces the "## Detector, CPU" / "## Detector, GPU" section of bench/RESULTS.md.
 """
-import argparse
 from pathlib import Path
 from typing import Dict, List
 
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from common import fastest_conv_probe, format_table, machine, median_seconds, write_section
+from common import device_parser, fastest_conv_probe, format_table, machine, median_seconds, write_section
 from posekit.config import load_cfg
 from posekit.data.detection_mapper import DetectionMapper
 from posekit.data.catalog import get_dataset_records
@@ -118,11 +117,7 @@ def training_row(cfg, device: torch.device, repeats: int) -> List[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", nargs="+", choices=["cpu", "cuda"], default=["cpu"])
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per row (after one warm-up)")
-    parser.add_argument("--write", action="store_true", help="replace the devices' sections of bench/RESULTS.md")
-    args = parser.parse_args()
+    args = device_parser(__doc__.splitlines()[0]).parse_args()
     for name in args.devices:
         device = torch.device(name)
         cfg = load_cfg(str(CONFIG), ["MODEL.WEIGHTS", "", "MODEL.DEVICE", name, "SOLVER.BASE_LR", TRAINING_LR])

@@ -39,11 +39,8 @@ class Hook:
 class LearningRateSchedule(Hook):
     """Sets every parameter group's rate from the schedule before each step."""
 
-    def before_train(self, trainer: "Trainer") -> None:
-        self.base_lrs = trainer.base_lrs
-
     def before_step(self, trainer: "Trainer") -> None:
-        for group, base_lr in zip(trainer.optimizer.param_groups, self.base_lrs):
+        for group, base_lr in zip(trainer.optimizer.param_groups, trainer.base_lrs):
             group["lr"] = trainer.solver.schedule.learning_rate(base_lr, trainer.progress.iteration,
                                                                 trainer.iterations_per_epoch)
 
