@@ -163,11 +163,18 @@ def test_no_detections_give_empty_fields():
     assert len(instances) == 0 and instances.pred_densepose_u.shape == (0, 25, 112, 112)
 
 
-def test_training_adds_no_densepose_loss_yet():
+def test_ground_truth_without_densepose_gives_zero_densepose_losses_reaching_every_parameter():
     model = tiny_densepose().train()
     target = Instances((128, 160), gt_boxes=torch.tensor([[10.0, 20.0, 90.0, 120.0]]), gt_classes=torch.tensor([0]))
     losses = model([{"image": random_image(2), "instances": target}])
-    assert set(losses) == {"loss_rpn_cls", "loss_rpn_loc", "loss_cls", "loss_box_reg"}
+    densepose = {name for name in losses if name.startswith("loss_densepose_")}
+    assert set(losses) - densepose == {"loss_rpn_cls", "loss_rpn_loc", "loss_cls", "loss_box_reg"}
+    assert densepose == {"loss_densepose_U", "loss_densepose_V", "loss_densepose_I", "loss_densepose_S"}
+    assert all(losses[name].item() == 0 for name in densepose)
+    sum(losses[name] for name in densepose).backward()
+    # DistributedDataParallel needs a gradient (here zero) on every parameter of the branch in every step.
+    predictor = model.roi_heads.densepose_predictor
+    assert all(p.grad is not None and not p.grad.any() for p in predictor.parameters())
 
 
 def test_unsupported_settings_name_their_keys():

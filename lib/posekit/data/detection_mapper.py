@@ -27,7 +27,7 @@ from ..structures import Instances
 from ..utils.errors import ConfigError, DataError
 from .catalog import annotations_to_instances
 from .image_io import read_bytes
-from .instance_transforms import random_flip, resize, resize_shortest_edge_size
+from .instance_transforms import random_flip, resize_instances, resize_shortest_edge_size
 from .metadata import COCO
 
 PERSON_CATEGORY_ID = 1
@@ -221,7 +221,5 @@ class DetectionMapper:
         """ResizeShortestEdge to ``short_side`` with the mode's long-side cap."""
         max_size = self.max_size_train if self.is_train else self.max_size_test
         new_height, new_width = resize_shortest_edge_size(*image.shape[:2], short_side, max_size)
-        # instance_transforms.resize moves the instances; its OpenCV image is replaced by Pillow's, whose
-        # filter (antialiased when shrinking) is the one detectron2 trained with.
-        _, instances = resize(image, instances, new_height, new_width)
-        return pil_resize(image, new_height, new_width), instances
+        # Pillow's filter (antialiased when shrinking) is the one detectron2 trained with, not OpenCV's.
+        return pil_resize(image, new_height, new_width), resize_instances(instances, new_height, new_width)

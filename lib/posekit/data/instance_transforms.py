@@ -133,14 +133,20 @@ def _map_masks(masks: List[Any], move_points: Callable[[np.ndarray, np.ndarray],
 
 def resize(image: np.ndarray, instances: Instances, new_height: int, new_width: int) -> Tuple[np.ndarray, Instances]:
     """Resize the image (bilinear) to new_height x new_width; boxes, keypoints and masks scale with it."""
-    height, width = _check_image(image, instances)
-    scale_x, scale_y = new_width / width, new_height / height
+    _check_image(image, instances)
     resized = cv2.resize(image, (new_width, new_height), interpolation=cv2.INTER_LINEAR)
+    return resized, resize_instances(instances, new_height, new_width)
+
+
+def resize_instances(instances: Instances, new_height: int, new_width: int) -> Instances:
+    """The instances of an image resized to new_height x new_width (for callers with their own image resizer)."""
+    height, width = instances.image_size
+    scale_x, scale_y = new_width / width, new_height / height
 
     def keypoints(values: torch.Tensor) -> torch.Tensor:
         return torch.cat([values[..., :2] * torch.tensor([scale_x, scale_y]), values[..., 2:]], dim=-1)
 
-    return resized, _transformed(
+    return _transformed(
         instances, (new_height, new_width),
         gt_boxes=lambda boxes: boxes * torch.tensor([scale_x, scale_y, scale_x, scale_y]),
         gt_keypoints=keypoints,

@@ -1,10 +1,9 @@
 """``DensePoseEstimator``: DensePose R-CNN with MODEL.WEIGHTS, returning people as plain arrays (densepose.md 2.5)."""
-from typing import Dict, List, Sequence
+from typing import Dict, List
 
 import numpy as np
 import torch
 
-from ...data.image_io import Image, load_rgb_image
 from ...models.densepose.chart_result import chart_result
 from ...structures import Instances
 from ..detector.estimator import DetectorEstimator
@@ -17,11 +16,10 @@ class DensePoseEstimator(DetectorEstimator):
     "labels": uint8 (h, w) chart 0..24 over the box, "uv": float32 (2, h, w)}, with w = max(int(x2 - x1), 1) and
     h = max(int(y2 - y1), 1) as detectron2's chart result."""
 
-    @torch.inference_mode()
-    def predict_batch(self, images: Sequence[Image]) -> List[List[Person]]:
-        """``predict`` for each image (RGB uint8 array or path)."""
-        inputs = [self.inputs(load_rgb_image(image)) for image in images]
-        return [people_from_instances(output["instances"]) for output in self.model(inputs)]
+    @staticmethod
+    def results(instances: Instances) -> List[Person]:
+        """One image's people with their chart results."""
+        return people_from_instances(instances)
 
 
 def people_from_instances(instances: Instances) -> List[Person]:

@@ -1,15 +1,16 @@
 """``DetectorEstimator``: the configured two-stage detector with MODEL.WEIGHTS, ready to find people in images."""
+import os
 from typing import Dict, List, Sequence
 
 import numpy as np
 import torch
 from yacs.config import CfgNode
 
-from ...data.detection_mapper import DetectionMapper
 from ...engine.device import configure_cudnn, resolve_device
 from ...models import build_model, load_weights, prepare_for_inference
 from ...utils.errors import CheckpointError
-from ...data.image_io import Image, load_rgb_image
+from ...data.detection_mapper import DetectionMapper, read_image
+from ...data.image_io import Image, check_rgb_image
 
 Detection = Dict[str, object]
 
@@ -37,10 +38,18 @@ class DetectorEstimator:
 
     @torch.inference_mode()
     def predict_batch(self, images: Sequence[Image]) -> List[List[Detection]]:
-        """For each image (RGB uint8 array or path): ``[{"box": (4,) x1, y1, x2, y2, "score", "class"}]``."""
-        inputs = [self.inputs(load_rgb_image(image)) for image in images]
-        outputs = self.model(inputs)
-        return [detections_as_dicts(output["instances"]) for output in outputs]
+        """For each image (RGB uint8 array or path): ``[{"box": (4,) x1, y1, x2, y2, "score", "class"}]``.
+
+        Paths are decoded as validation decodes them (``read_image``: Pillow, EXIF orientation applied).
+        """
+        arrays = [read_image(os.fspath(image)) if isinstance(image, (str, os.PathLike)) else check_rgb_image(image)
+                  for image in images]
+        return [self.results(output["instances"]) for output in self.model([self.inputs(a) for a in arrays])]
+
+    @staticmethod
+    def results(instances) -> List[Detection]:
+        """One image's detections as the family's plain dicts (the detector: boxes, scores, classes)."""
+        return detections_as_dicts(instances)
 
     def predict(self, image: Image) -> List[Detection]:
         """The detections of one image, by decreasing score."""

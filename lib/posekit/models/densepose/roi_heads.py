@@ -113,10 +113,8 @@ class DensePoseROIHeads(StandardROIHeads):
         return {}
 
     def _densepose_losses(self, features: Dict[str, torch.Tensor], foreground: List[Instances]) -> Losses:
-        """The four DensePose losses of the selected ROIs; none when no image has a ``gt_densepose`` field."""
-        # A batch of a data set without DensePose annotations trains the detector alone.
-        if not any(image.has("gt_densepose") for image in foreground):
-            return {}
+        """The four DensePose losses of the selected ROIs: zero-valued, still tied to every DensePose parameter,
+        when no ROI qualifies, so that DistributedDataParallel sees the same parameters used in every step."""
         rois = select_densepose_rois(foreground, self.densepose_iou_threshold)
         outputs = self.densepose_outputs(features, [image.proposal_boxes for image in rois])
         return self.densepose_losses(rois, outputs)
