@@ -4,20 +4,19 @@
 ASPP (``ASPP.convs.*``, ``ASPP.project.*``), an optional non-local block (``NLBlock.*``), then the stacked
 convs with GroupNorm (``body_conv_fcnK.norm.*``). Heads are registered by their ROI_DENSEPOSE_HEAD.NAME.
 """
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from yacs.config import CfgNode
 
 from ...utils.errors import ConfigError
+from ..layers import Conv2d, c2_msra_fill, get_norm
+from ..layers.norm import GROUP_NORM_GROUPS
 from ...utils.registry import Registry
 
 DENSEPOSE_HEAD_REGISTRY: Registry = Registry("DensePose head")
 # Dilations of the three 3x3 ASPP branches (detectron2 DensePose's choice, 56 rather than DeepLab's 18).
 ASPP_DILATIONS = (6, 12, 56)
-GROUPS = 32
 
 
 def msra_fill(module: nn.Module) -> None:
@@ -56,25 +55,8 @@ class DensePoseV1ConvXHead(nn.Module):
         return x
 
 
-class NormConv2d(nn.Conv2d):
-    """A conv followed by ``norm`` (a child named ``norm``) and optionally ReLU, as detectron2's Conv2d, so that
-    parameter names and Sequential indices match detectron2's."""
-
-    def __init__(self, *args, norm: Optional[nn.Module] = None, relu: bool = False, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.norm = norm
-        self.relu = relu
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Convolution, then the norm and ReLU when there are."""
-        x = super().forward(x)
-        if self.norm is not None:
-            x = self.norm(x)
-        return F.relu(x) if self.relu else x
-
-
 def _gn_relu_branch(*layers: nn.Module, channels: int) -> nn.Sequential:
-    return nn.Sequential(*layers, nn.GroupNorm(GROUPS, channels), nn.ReLU())
+    return nn.Sequential(*layers, nn.GroupNorm(GROUP_NORM_GROUPS, channels), nn.ReLU())
 
 
 class ASPPPooling(nn.Sequential):
@@ -82,7 +64,7 @@ class ASPPPooling(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__(nn.AdaptiveAvgPool2d(1), nn.Conv2d(in_channels, out_channels, 1, bias=False),
-                         nn.GroupNorm(GROUPS, out_channels), nn.ReLU())
+                         nn.GroupNorm(GROUP_NORM_GROUPS, out_channels), nn.ReLU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(R, C, H, W) -> (R, C_out, H, W), constant over space."""
@@ -116,7 +98,7 @@ class NonLocalBlock2D(nn.Module):
         self.g = nn.Sequential(nn.Conv2d(channels, self.inter_channels, 1), nn.MaxPool2d(2))
         self.theta = nn.Conv2d(channels, self.inter_channels, 1)
         self.phi = nn.Sequential(nn.Conv2d(channels, self.inter_channels, 1), nn.MaxPool2d(2))
-        self.W = nn.Sequential(nn.Conv2d(self.inter_channels, channels, 1), nn.GroupNorm(GROUPS, channels))
+        self.W = nn.Sequential(nn.Conv2d(self.inter_channels, channels, 1), nn.GroupNorm(GROUP_NORM_GROUPS, channels))
         nn.init.zeros_(self.W[1].weight)
         nn.init.zeros_(self.W[1].bias)
 
@@ -143,11 +125,9 @@ class DensePoseDeepLabHead(nn.Module):
         self.NLBlock = NonLocalBlock2D(input_channels) if use_nonlocal else None
         channels = input_channels
         for k in range(num_convs):
-            conv = NormConv2d(channels, hidden_dim, kernel_size, padding=kernel_size // 2, bias=not norm,
-                              norm=nn.GroupNorm(GROUPS, hidden_dim) if norm else None)
-            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-            if conv.bias is not None:
-                nn.init.zeros_(conv.bias)
+            conv = Conv2d(channels, hidden_dim, kernel_size, padding=kernel_size // 2, bias=not norm,
+                          norm=get_norm(norm, hidden_dim, "MODEL.ROI_DENSEPOSE_HEAD.DEEPLAB.NORM"))
+            c2_msra_fill(conv)
             self.add_module(f"body_conv_fcn{k + 1}", conv)
             channels = hidden_dim
         self.num_convs = num_convs

@@ -10,6 +10,7 @@ import math
 from typing import Dict, List
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from yacs.config import CfgNode
 
@@ -17,8 +18,8 @@ from ...structures import Instances
 from ...utils.errors import ConfigError
 from ..detection.poolers import ROIPooler
 from ..detection.roi_heads import ROI_HEADS_REGISTRY, Losses, StandardROIHeads
-from ..layers import ShapeSpec
-from .head import GROUPS, NormConv2d, build_densepose_head
+from ..layers import Conv2d, ShapeSpec, c2_msra_fill, get_norm
+from .head import build_densepose_head
 from .losses import DensePoseLosses, select_densepose_rois
 from .predictor import build_densepose_predictor
 
@@ -39,17 +40,17 @@ class Decoder(nn.Module):
             stride = input_shape[name].stride
             blocks = []
             for k in range(max(1, int(math.log2(stride) - math.log2(common_stride)))):
-                blocks.append(NormConv2d(input_shape[name].channels if k == 0 else conv_dims, conv_dims, 3, padding=1,
-                                         bias=not norm, norm=nn.GroupNorm(GROUPS, conv_dims) if norm else None,
-                                         relu=True))
+                blocks.append(Conv2d(input_shape[name].channels if k == 0 else conv_dims, conv_dims, 3, padding=1,
+                                     bias=not norm, norm=get_norm(norm, conv_dims, "MODEL.ROI_DENSEPOSE_HEAD.DECODER_NORM"),
+                                     activation=F.relu))
                 if stride != common_stride:
                     blocks.append(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False))
             self.add_module(name, nn.Sequential(*blocks))
         self.predictor = nn.Conv2d(conv_dims, num_classes, 1)
         for module in self.modules():
-            # detectron2's c2_msra_fill on the convs only; GroupNorm keeps its unit scale.
+            # detectron2's c2_msra_fill on the convs only (zero biases); GroupNorm keeps its unit scale.
             if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                c2_msra_fill(module)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
 
