@@ -139,7 +139,8 @@ def test_time_limit_stops_mid_epoch_and_resumes_bitwise(tmp_path, uninterrupted)
     positions = []
     for _ in range(EPOCHS * STEPS_PER_EPOCH + 1):
         progress = make_trainer(tmp_path, solver=solver).train()
-        positions.append(divmod(progress.iteration, STEPS_PER_EPOCH))
+        saved = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)
+        positions.append((saved["epoch"], saved["iteration"]))
         if progress.iteration == EPOCHS * STEPS_PER_EPOCH:
             break
     assert len(positions) == EPOCHS * STEPS_PER_EPOCH  # one step per run

@@ -28,6 +28,10 @@ C4 = ["MODEL.BACKBONE.NAME", "build_resnet_backbone", "MODEL.RESNETS.OUT_FEATURE
       "MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO", "0"]
 
 
+# A large pixel std keeps an untrained network's scores spread, so that it detects something to compare.
+SPREAD = ["MODEL.PIXEL_STD", "[500.0, 500.0, 500.0]"]
+
+
 def tiny_detector(*opts, seed=0):
     torch.manual_seed(seed)
     return build_model(load_cfg(TINY, list(opts))).eval()
@@ -123,7 +127,7 @@ def test_fast_rcnn_inference_thresholds_suppresses_and_caps():
 @pytest.mark.parametrize("opts", [[], C4], ids=["fpn", "c4"])
 @pytest.mark.parametrize("layout", ["detectron2 pth", "detectron2 zoo pkl"])
 def test_detectron2_layouts_load_strictly_and_give_the_same_detections(tmp_path, opts, layout):
-    trained = randomise_statistics(tiny_detector(*opts, seed=1))
+    trained = randomise_statistics(tiny_detector(*opts, *SPREAD, seed=1))
     state = trained.state_dict()
     path = tmp_path / ("model_final.pth" if layout.endswith("pth") else "model_final.pkl")
     if layout.endswith("pth"):
@@ -132,10 +136,11 @@ def test_detectron2_layouts_load_strictly_and_give_the_same_detections(tmp_path,
         with open(path, "wb") as handle:
             pickle.dump({"model": {k: v.numpy() for k, v in state.items()}, "__author__": "Detectron2 Model Zoo"},
                         handle)
-    fresh = tiny_detector(*opts, seed=2)
+    fresh = tiny_detector(*opts, *SPREAD, seed=2)
     assert load_weights(fresh, str(path), strict=True) == []
     inputs = images()
     for (got_boxes, got_scores), (want_boxes, want_scores) in zip(detections(fresh, inputs), detections(trained, inputs)):
+        assert len(want_scores) > 0  # something to compare
         assert torch.equal(got_boxes, want_boxes) and torch.equal(got_scores, want_scores)
 
 
@@ -164,6 +169,10 @@ def test_imagenet_caffe2_blobs_land_in_the_backbone(tmp_path, opts, body):
                                                 "MODEL.RPN.IN_FEATURES", "['res5']",
                                                 "MODEL.ROI_HEADS.IN_FEATURES", "['res5']", seed=3)
                                   if opts else tiny_detector(seed=3))
+    with torch.no_grad():  # norm scales and shifts unlike a fresh model's, so their blobs are checked too
+        for name, value in list(source.named_parameters()) + list(source.named_buffers()):
+            if ".norm." in name and name.endswith(("weight", "bias")):
+                value.uniform_(0.5, 1.5)
     resnet = {k[len("backbone.bottom_up."):] if k.startswith("backbone.bottom_up.") else k[len("backbone."):]: v
               for k, v in source.state_dict().items() if k.startswith("backbone.") and "fpn" not in k}
     path = tmp_path / "R-50.pkl"
@@ -174,6 +183,7 @@ def test_imagenet_caffe2_blobs_land_in_the_backbone(tmp_path, opts, body):
     state = model.state_dict()
     assert torch.equal(state[body + "stem.conv1.weight"], resnet["stem.conv1.weight"])
     assert torch.equal(state[body + "res3.0.conv2.norm.weight"], resnet["res3.0.conv2.norm.weight"])
+    assert torch.equal(state[body + "res3.0.conv2.norm.bias"], resnet["res3.0.conv2.norm.bias"])
     res5 = "roi_heads.res5.0.conv1.weight" if opts else body + "res5.0.conv1.weight"
     assert torch.equal(state[res5], resnet["res5.0.conv1.weight"])
     assert not any(name.startswith(body + "res") for name in missing)  # only heads (and the FPN) stay untouched
@@ -190,12 +200,13 @@ def test_a_checkpoint_of_another_architecture_is_refused_by_name(tmp_path):
 
 @pytest.mark.parametrize("opts", [[], C4], ids=["fpn", "c4"])
 def test_inference_form_gives_the_same_detections(opts):
-    model = randomise_statistics(tiny_detector(*opts, "MODEL.RESNETS.NORM", "FrozenBN", seed=6)).double()
+    model = randomise_statistics(tiny_detector(*opts, *SPREAD, "MODEL.RESNETS.NORM", "FrozenBN", seed=6)).double()
     inputs = images()
     want = detections(model, inputs)
     folded = prepare_for_inference(model, torch.device("cpu"))
     assert not any(type(m).__name__ in ("FrozenBatchNorm2d", "AffineChannel2d") for m in folded.modules())
     for (got_boxes, got_scores), (want_boxes, want_scores) in zip(detections(folded, inputs), want):
+        assert len(want_scores) > 0  # something to compare
         torch.testing.assert_close(got_boxes, want_boxes, rtol=0, atol=1e-6)
         torch.testing.assert_close(got_scores, want_scores, rtol=0, atol=1e-9)
 
@@ -295,8 +306,7 @@ def reference_detections(model, item):
 
 
 def test_fpn_detections_equal_an_independent_float64_computation():
-    # A large pixel std keeps the untrained network's activations moderate, so scores spread below 1.
-    model = tiny_detector("MODEL.RESNETS.NORM", "FrozenBN", "MODEL.PIXEL_STD", "[500.0, 500.0, 500.0]", seed=8).double()
+    model = tiny_detector("MODEL.RESNETS.NORM", "FrozenBN", *SPREAD, seed=8).double()
     item = images(1, seed=9)[0]
     (boxes, scores), = detections(model, [item])
     with torch.no_grad():
