@@ -10,7 +10,9 @@ import pytest
 import scipy.io
 from pycocotools import mask as mask_utils
 
-from posekit.evaluation.densepose import decode_labels_uv, encode_labels_uv, evaluate_densepose
+from posekit.evaluation import densepose as densepose_eval
+from posekit.evaluation.densepose import (decode_labels_uv, encode_labels_uv, evaluate_densepose,
+                                         evaluate_densepose_modes)
 from posekit.utils.errors import DataError
 
 SAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "data", "samples", "densepose")
@@ -195,6 +197,22 @@ def test_two_detections_ap_by_hand(data_dir, distances):
     result = evaluate_densepose(_ground_truth([_person()]), records, data_dir, "GPS")
     assert result["AP"] == pytest.approx(expected)
     assert result["AR"] == pytest.approx(1.0)
+
+
+def test_all_modes_at_once_read_the_distances_once(data_dir, distances, monkeypatch):
+    box, labels, gps = _jittered(distances)
+    records = [_record(box, 0.9, labels), _record(GT_BOX, 0.8, _labels_for(GT_BOX))]
+    hits = sum(1 for t in THRESHOLDS if gps >= t)
+    loads = []
+    real_load = densepose_eval.load_geodesic_data
+    monkeypatch.setattr(densepose_eval, "load_geodesic_data", lambda path: loads.append(path) or real_load(path))
+    together = evaluate_densepose_modes(_ground_truth([_person()]), records, data_dir)
+    assert len(loads) == 1
+    assert together["GPS"]["AP"] == pytest.approx((hits + (len(THRESHOLDS) - hits) * 0.5) / len(THRESHOLDS))
+    for mode in ("GPSm", "IOU"):
+        assert together[mode] == evaluate_densepose(_ground_truth([_person()]), records, data_dir, mode)
+    assert evaluate_densepose_modes(_ground_truth([_person()]), records, data_dir, ("IOU",))["IOU"] == together["IOU"]
+    assert len(loads) == 2  # GPSm alone read them again; IOU alone never reads them
 
 
 def test_empty_results_give_minus_one(data_dir):

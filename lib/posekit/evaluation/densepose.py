@@ -44,7 +44,7 @@ from ..utils.errors import DataError
 from .densepose_data import NUM_CHARTS, GeodesicData, data_file_paths, decode_labels_uv, load_geodesic_data
 from .densepose_results import encode_labels_uv
 
-__all__ = ["evaluate_densepose", "decode_labels_uv", "encode_labels_uv", "MODES"]
+__all__ = ["evaluate_densepose", "evaluate_densepose_modes", "decode_labels_uv", "encode_labels_uv", "MODES"]
 
 MODES = ("GPS", "GPSm", "IOU")
 MAX_DETS = 20
@@ -342,20 +342,29 @@ def _summarize(precision: np.ndarray, recall: np.ndarray, thresholds: np.ndarray
     return summary
 
 
-# ----------------------------------------------------------------------------------------------- entry point
+# ----------------------------------------------------------------------------------------------- entry points
 def evaluate_densepose(gt_json: Union[str, Mapping], results: Union[str, Sequence[Mapping]], data_dir: str,
                        mode: str = "GPS", *, min_threshold: float = 0.5) -> Dict[str, float]:
     """DensePose AP / AR (fractions, -1 where undefined) of results against DensePose-COCO ground truth."""
-    if mode not in MODES:
-        raise DataError(f"DensePose evaluation mode must be one of {MODES}, got '{mode}'")
+    return evaluate_densepose_modes(gt_json, results, data_dir, (mode,), min_threshold=min_threshold)[mode]
+
+
+def evaluate_densepose_modes(gt_json: Union[str, Mapping], results: Union[str, Sequence[Mapping]], data_dir: str,
+                             modes: Sequence[str] = MODES, *,
+                             min_threshold: float = 0.5) -> Dict[str, Dict[str, float]]:
+    """``evaluate_densepose`` for several modes, reading the ground truth, results and data files once."""
+    for mode in modes:
+        if mode not in MODES:
+            raise DataError(f"DensePose evaluation mode must be one of {MODES}, got '{mode}'")
     data_file_paths(data_dir)
     gt = _load_ground_truth(gt_json)
     images = {image["id"]: image for image in gt["images"]}
     dets = _load_results(results, set(images))
     metrics = _metric_names(min_threshold)
     if not dets:
-        return {name: -1.0 for name in metrics}
-    geo = load_geodesic_data(data_dir) if mode != "IOU" else None
+        return {mode: {name: -1.0 for name in metrics} for mode in modes}
+    # The distance file is 1.5 GB: read it once, and only when a mode needs it.
+    geo = load_geodesic_data(data_dir) if set(modes) - {"IOU"} else None
     thresholds = np.linspace(min_threshold, 0.95, int(np.round((0.95 - min_threshold) / 0.05)) + 1)
     cat_ids = sorted({cat["id"] for cat in gt["categories"]})
     gts_by, dets_by = defaultdict(list), defaultdict(list)
@@ -363,13 +372,16 @@ def evaluate_densepose(gt_json: Union[str, Mapping], results: Union[str, Sequenc
         gts_by[ann["image_id"], ann["category_id"]].append(ann)
     for det in dets:
         dets_by[det["image_id"], det["category_id"]].append(det)
-    precision = -np.ones((len(thresholds), len(RECALL_POINTS), len(cat_ids), len(AREA_RANGES)))
-    recall = -np.ones((len(thresholds), len(cat_ids), len(AREA_RANGES)))
-    for k, cat_id in enumerate(cat_ids):
-        per_area = _evaluate_category(geo, images, gts_by, dets_by, cat_id, mode, thresholds)
-        for a, evaluated in enumerate(per_area):
-            precision[:, :, k, a], recall[:, k, a] = _precision_recall(evaluated, len(thresholds))
-    return _summarize(precision, recall, thresholds, metrics)
+    summaries = {}
+    for mode in modes:
+        precision = -np.ones((len(thresholds), len(RECALL_POINTS), len(cat_ids), len(AREA_RANGES)))
+        recall = -np.ones((len(thresholds), len(cat_ids), len(AREA_RANGES)))
+        for k, cat_id in enumerate(cat_ids):
+            per_area = _evaluate_category(geo, images, gts_by, dets_by, cat_id, mode, thresholds)
+            for a, evaluated in enumerate(per_area):
+                precision[:, :, k, a], recall[:, k, a] = _precision_recall(evaluated, len(thresholds))
+        summaries[mode] = _summarize(precision, recall, thresholds, metrics)
+    return summaries
 
 
 def _evaluate_category(geo: Optional[GeodesicData], images: Mapping, gts_by: Mapping, dets_by: Mapping,

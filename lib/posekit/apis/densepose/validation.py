@@ -15,7 +15,7 @@ from yacs.config import CfgNode
 
 from ...data.catalog import dataset_metadata, get_dataset_records
 from ...evaluation.coco_boxes import BoxEvaluator
-from ...evaluation.densepose import MODES, evaluate_densepose
+from ...evaluation.densepose import evaluate_densepose_modes
 from ...evaluation.densepose_results import to_detectron2_record, write_results
 from ...evaluation.evaluator import DatasetEvaluator, inference_on_dataset
 from ...evaluation.keypoints import format_results_table
@@ -67,8 +67,8 @@ def densepose_metrics(gt_json: str, results_file: str, data_dir: str, min_thresh
                       arch: str) -> Dict[str, float]:
     """GPS, GPSm and IOU AP / AR of ``results_file`` in percent (NaN where undefined), each logged as a table."""
     metrics = {}
-    for mode in MODES:
-        scores = evaluate_densepose(gt_json, results_file, data_dir, mode, min_threshold=min_threshold)
+    for mode, scores in evaluate_densepose_modes(gt_json, results_file, data_dir,
+                                                 min_threshold=min_threshold).items():
         scores = {name: value * 100 if value >= 0 else math.nan for name, value in scores.items()}
         logger.info("DensePose evaluation, mode %s:\n%s", mode, format_results_table(arch, scores))
         metrics.update(prefixed(MODE_TASKS[mode], scores))
