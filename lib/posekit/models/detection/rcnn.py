@@ -5,7 +5,7 @@ Inputs are detectron2's: a list of per-image dicts with "image" (3, H, W) pixel 
 ground truth) and "height" / "width" (the original size the detections are mapped back to).
 """
 import logging
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple, Type
 
 import torch
 from torch import nn
@@ -92,18 +92,24 @@ class GeneralizedRCNN(nn.Module):
                 for name, value in state_dict.items()}
 
     def to_original_size(self, detections: Instances, item: Dict) -> Instances:
-        """Detections rescaled from the network input to the item's original height and width, clipped."""
+        """Detections (boxes, keypoints) rescaled from the network input to the item's original height and width,
+        boxes clipped."""
         input_height, input_width = item["image"].shape[-2:]
         height, width = item.get("height", input_height), item.get("width", input_width)
         scale = torch.tensor([width / input_width, height / input_height] * 2, device=detections.pred_boxes.device)
         result = Instances((height, width), **detections.fields())
         result.pred_boxes = clip_boxes(detections.pred_boxes * scale, (height, width), self.legacy_plus_one)
+        if result.has("pred_keypoints"):  # x, y scaled as detectron2's detector_postprocess; scores kept
+            result.pred_keypoints = torch.cat([detections.pred_keypoints[..., :2] * scale[:2],
+                                               detections.pred_keypoints[..., 2:]], dim=-1)
         return result
 
 
-def build_generalized_rcnn(cfg: CfgNode, is_train: bool) -> GeneralizedRCNN:
-    """The detector; for training, initialised from MODEL.WEIGHTS (ImageNet backbone or a whole detector) when set."""
-    model = GeneralizedRCNN.from_config(cfg)
+def build_generalized_rcnn(cfg: CfgNode, is_train: bool,
+                           model_class: Type[GeneralizedRCNN] = GeneralizedRCNN) -> GeneralizedRCNN:
+    """The detector (or a family's subclass, e.g. LCR-Net's); for training, initialised from MODEL.WEIGHTS
+    (ImageNet backbone or a whole detector) when set."""
+    model = model_class.from_config(cfg)
     weights = cfg.MODEL.WEIGHTS
     if is_train and weights:
         if "://" in weights:
