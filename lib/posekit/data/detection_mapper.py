@@ -171,7 +171,7 @@ class DetectionMapper:
             raise ValueError("training items need a seed sequence for their random draws")
         rng = np.random.default_rng(seed_sequence) if self.is_train else None
         annotations = [self._detector_fields(ann, record) for ann in record.get("annotations", [])]
-        instances = annotations_to_instances(annotations, (height, width), self.num_joints)
+        instances = self._instances(annotations, (height, width))
         image, instances = self._augment(image, instances, rng)
         instances = _as_detectron2_leaves_them(instances)
         if self.image_format == "BGR":
@@ -179,6 +179,10 @@ class DetectionMapper:
         return {"image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), "instances": instances,
                 "height": height, "width": width, "image_id": record.get("image_id"),
                 "file_name": record.get("file_name")}
+
+    def _instances(self, annotations: Sequence[dict], image_size: Tuple[int, int]) -> Instances:
+        """One image's ground truth from its annotations' detector fields (families add theirs, e.g. LCR-Net)."""
+        return annotations_to_instances(annotations, image_size, self.num_joints)
 
     @staticmethod
     def _check_size(image: np.ndarray, record: dict) -> Tuple[int, int]:
