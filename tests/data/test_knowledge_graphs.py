@@ -224,15 +224,20 @@ def test_npz_errors_name_the_file(tmp_path):
     assert not (tmp_path / "bad.npz").exists()
 
 
+class CreatesFile:
+    """Pickled, an object whose unpickling calls open(path, "w"): the file appears if a loader runs it."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
 def test_pickle_given_as_graph_is_refused_unrun(tmp_path):
     marker = tmp_path / "ran"
-
-    class RunsCode:
-        def __reduce__(self):
-            return open, (str(marker), "w")  # unpickling would create the marker file
-
     path = tmp_path / "kpt_surf_crkg.pkl"
-    path.write_bytes(pickle.dumps(RunsCode()))
+    path.write_bytes(pickle.dumps(CreatesFile(marker)))
     with pytest.raises(DataError, match=f"{path}: not an npz file; convert .* --from-official"):
         load_relation_graph(str(path), "kpt_surf", (17, 25))
     assert not marker.exists()

@@ -13,7 +13,7 @@ from posekit.data.knowledge_graphs import load_relation_graph
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "tests", "data"))
-from test_knowledge_graphs import write_glove, write_relationships  # noqa: E402
+from test_knowledge_graphs import CreatesFile, write_glove, write_relationships  # noqa: E402
 
 
 def load_tool():
@@ -63,13 +63,8 @@ def test_convert_official_pickles(tmp_path, capsys):
 
 def test_code_running_pickle_is_refused_unrun(tmp_path, capsys):
     marker = tmp_path / "ran"
-
-    class RunsCode:
-        def __reduce__(self):
-            return open, (str(marker), "w")  # unpickling would create the marker file
-
     graph = tmp_path / "person_surf_crkg.pkl"
-    graph.write_bytes(pickle.dumps(RunsCode()))
+    graph.write_bytes(pickle.dumps(CreatesFile(marker)))
     output = tmp_path / "graphs.npz"
     code, out, err = run(["--output", str(output), "--from-official", str(graph)], capsys)
     assert code == 2 and len(err) == 1
