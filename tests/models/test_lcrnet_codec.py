@@ -35,6 +35,19 @@ def official_decode(boxes, deltas, anchors):
     return pose2d, pose3d
 
 
+def release_order_decode(boxes, deltas, anchors):
+    """The release's vectorised decode (detect_pose.py): offset + tiled anchor * scale + scale * delta."""
+    joints, num_classes = anchors.shape[1] // 5, len(anchors)
+    sides = boxes[:, 2:] - boxes[:, :2]
+    offset = np.concatenate([boxes[:, :2], np.zeros((len(boxes), 3))], axis=1)
+    scale = np.concatenate([sides, np.ones((len(boxes), 3))], axis=1)
+    offsets = np.tile(np.repeat(offset, joints, axis=1), (1, num_classes))
+    scales = np.tile(np.repeat(scale, joints, axis=1), (1, num_classes))
+    poses = offsets + np.tile(anchors.reshape(1, -1), (len(boxes), 1)) * scales
+    poses += scales * deltas[:, joints * 5:]
+    return poses.reshape(len(boxes), num_classes, 5, joints).transpose(0, 1, 3, 2)[..., :2]
+
+
 def test_layout_slices():
     pose = torch.arange(5 * J, dtype=torch.float64)
     pose2d, pose3d = codec.split_poses(pose[None])
@@ -51,6 +64,8 @@ def test_decode_matches_official_and_keeps_float64():
     assert isinstance(pose2d, np.ndarray) and pose2d.dtype == np.float64 and pose3d.dtype == np.float64
     assert pose2d.shape == (len(boxes), K, J, 2) and pose3d.shape == (len(boxes), K, J, 3)
     np.testing.assert_allclose(pose2d, want2d, rtol=0, atol=1e-9)
+    # The same float operations in the same order as the release: equal bit for bit.
+    assert np.array_equal(pose2d, release_order_decode(boxes, deltas, anchors))
     np.testing.assert_allclose(pose3d, want3d, rtol=0, atol=1e-12)
     tensor2d, _ = codec.decode_poses(torch.from_numpy(boxes), torch.from_numpy(deltas), torch.from_numpy(anchors))
     assert tensor2d.dtype == torch.float64 and torch.allclose(tensor2d, torch.from_numpy(want2d), atol=1e-9)

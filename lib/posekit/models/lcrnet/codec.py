@@ -33,16 +33,17 @@ TORSO_BONES_17 = ((4, 13), (5, 13), (13, 14), (14, 15), (15, 16), (12, 16), (10,
 
 _NAMES_13 = ("right_ankle", "left_ankle", "right_knee", "left_knee", "right_hip", "left_hip", "right_wrist",
              "left_wrist", "right_elbow", "left_elbow", "right_shoulder", "left_shoulder", "head")
-_FLIP_PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11))
+# The person's left/right joint pairs (lcrnet.md 1.1; the 17-joint extras are central).
+FLIP_PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11))
 # No OKS is defined for these sets; KeypointSet needs sigmas, so each joint takes its COCO counterpart's
 # (LCR joint i <- COCO joint 16 - i, head <- nose, lcrnet.md 1.1) and the 17-joint torso points the hips'
 # or shoulders'.
 _SIGMAS_13 = (0.089, 0.089, 0.087, 0.087, 0.107, 0.107, 0.062, 0.062, 0.072, 0.072, 0.079, 0.079, 0.026)
 
-LCR_13 = KeypointSet(name="lcrnet_13", joint_names=_NAMES_13, flip_pairs=_FLIP_PAIRS, sigmas=_SIGMAS_13,
+LCR_13 = KeypointSet(name="lcrnet_13", joint_names=_NAMES_13, flip_pairs=FLIP_PAIRS, sigmas=_SIGMAS_13,
                      skeleton=LEFT_LIMBS + RIGHT_LIMBS)
 LCR_17 = KeypointSet(name="lcrnet_17", joint_names=_NAMES_13 + ("pelvis", "spine", "thorax", "neck"),
-                     flip_pairs=_FLIP_PAIRS, sigmas=_SIGMAS_13 + (0.107, 0.107, 0.079, 0.079),
+                     flip_pairs=FLIP_PAIRS, sigmas=_SIGMAS_13 + (0.107, 0.107, 0.079, 0.079),
                      skeleton=LEFT_LIMBS + RIGHT_LIMBS + TORSO_BONES_17)
 for _set in (LCR_13, LCR_17):
     register_keypoint_set(_set)
@@ -153,10 +154,12 @@ def decode_poses(boxes: ArrayLike, pose_deltas: ArrayLike, anchor_poses: ArrayLi
     if deltas.shape[1] != width * (num_classes + 1):
         raise ConfigError(f"pose_deltas have {deltas.shape[1]} columns; {num_classes} anchors of {width} numbers "
                           f"need {width * (num_classes + 1)} (background slot included)")
-    poses = deltas.reshape(-1, num_classes + 1, width)[:, 1:] + anchors
-    rois, _, _ = poses.shape
-    pixels = denormalize_poses(poses.reshape(rois * num_classes, width), boxes.repeat_interleave(num_classes, 0))
-    pose2d, pose3d = split_poses(pixels.reshape(rois, num_classes, width))
+    delta2d, delta3d = split_poses(deltas.reshape(-1, num_classes + 1, width)[:, 1:])
+    anchor2d, anchor3d = split_poses(anchors)
+    origin, sides = _box_origin_and_sides(boxes)
+    # The release's order of operations (corner + anchor * side + side * delta), so float results match it.
+    pose2d = origin[:, None] + anchor2d * sides[:, None] + sides[:, None] * delta2d
+    pose3d = anchor3d + delta3d
     if as_numpy:
         return pose2d.numpy(), pose3d.numpy()
     return pose2d, pose3d
