@@ -81,6 +81,11 @@ def training_checkpoint(model: nn.Module, model_name: str, optimizer: torch.opti
     }
 
 
+def checkpoint_loss_history(checkpoint: Dict[str, object]) -> LossHistory:
+    """The per-step named losses a training checkpoint stores (empty for the official DEKR ones, which have none)."""
+    return _loss_history(checkpoint.get("loss_history"))
+
+
 def _loss_history(stored: object) -> LossHistory:
     if isinstance(stored, torch.Tensor):
         return {name: stored[:, column].tolist() for column, name in enumerate(LEGACY_LOSS_NAMES)}
