@@ -238,6 +238,6 @@ def test_pickle_given_as_graph_is_refused_unrun(tmp_path):
     marker = tmp_path / "ran"
     path = tmp_path / "kpt_surf_crkg.pkl"
     path.write_bytes(pickle.dumps(CreatesFile(marker)))
-    with pytest.raises(DataError, match=f"{path}: not an npz file; convert .* --from-official"):
+    with pytest.raises(DataError, match=f"{path}: not an npz file; convert .* --from-official kpt_surf={path}"):
         load_relation_graph(str(path), "kpt_surf", (17, 25))
     assert not marker.exists()

@@ -80,7 +80,7 @@ class GraphSpec:
 
 
 def _keypoint_label(name: str) -> SourceLabel:
-    """"nose" -> (middle, nose); "left_eye" -> (left, eye)."""
+    """nose -> (middle, nose); left_eye -> (left, eye)."""
     words = ("middle", name) if "_" not in name else tuple(name.split("_"))
     return SourceLabel(words, words[-1])
 
@@ -118,10 +118,10 @@ def read_glove_vectors(path: str, words: FrozenSet[str], dim: int = GLOVE_DIM) -
     vectors: Dict[str, np.ndarray] = {}
     with open(path, encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, 1):
-            word = line[:line.find(" ")]
+            word, _, rest = line.rstrip("\r\n").partition(" ")
             if word not in words or word in vectors:
                 continue
-            values = line.rstrip().split(" ")[1:]
+            values = rest.split()
             if len(values) != dim:
                 raise DataError(f"{path}:{number}: the vector of '{word}' has {len(values)} values, expected {dim}")
             try:
@@ -297,7 +297,7 @@ def load_relation_graph(path: str, name: str, shape: Tuple[int, ...]) -> np.ndar
         raise DataError(f"relation graph file not found: {path}")
     if not zipfile.is_zipfile(path):
         raise DataError(f"{path}: not an npz file; convert an official .pkl graph with "
-                        f"tools/build_knowledge_graph.py --from-official {path} --output GRAPHS.npz")
+                        f"tools/build_knowledge_graph.py --from-official {name}={path} --output GRAPHS.npz")
     try:
         with np.load(path, allow_pickle=False) as graphs:
             if name not in graphs.files:
