@@ -61,13 +61,11 @@ def _add_ppi(lcr: CN) -> None:
 
 def _add_evaluation(lcr: CN) -> None:
     evaluation = lcr.EVALUATION = CN()
-    # Detections are matched to the ground truth by 2D box IoU at least this (lcrnet.md 6.1).
+    # Detections are matched to the ground truth by the IoU of their joints' boxes, at least this (lcrnet.md 6.1).
     evaluation.MATCH_IOU = 0.5
-    # The 3D root both poses are re-centred on before MPJPE: "torso" (the LCR origin) or "pelvis".
-    evaluation.ROOT = "torso"
-    # 3DPCK threshold (m) and 2D PCK threshold (fraction of the ground-truth box's longer side).
-    evaluation.PCK3D_THRESHOLD = 0.15
-    evaluation.PCK2D_THRESHOLD = 0.1
+    # The 3D root both poses are re-centred on before MPJPE: "pelvis" (hip midpoint, Human3.6M's) or "torso"
+    # (mean of hips and shoulders, the LCR origin). 3DPCK (150 mm) and 2D PCK are posekit.evaluation.pose3d's.
+    evaluation.ROOT = "pelvis"
 
 
 def add_lcrnet_config(cfg: CN) -> None:

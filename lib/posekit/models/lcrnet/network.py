@@ -147,15 +147,19 @@ class LCRNet(GeneralizedRCNN):
         return Instances((height, width), pred_boxes=boxes, scores=detections.scores, pred_pose2d=pose2d,
                          pred_pose3d=pose3d)
 
+    def integrate(self, instances: Instances) -> Dict[str, Any]:
+        """The pose proposals of one image integrated into people: ``ppi.integrate_poses``'s dict of NumPy arrays,
+        scores (P,), pose2d (P, J, 2) pixels and pose3d (P, J, 3) metres, by decreasing score."""
+        return integrate_poses(instances.scores.double().cpu().numpy(), instances.pred_boxes.cpu().numpy(),
+                               instances.pred_pose2d.cpu().numpy(), instances.pred_pose3d.cpu().numpy(),
+                               instances.image_size, **self.ppi.kwargs)
+
     def people(self, instances: Instances) -> List[Person]:
-        """The pose proposals of one image integrated into people by decreasing score: {"score", "pose2d" (J, 2)
-        pixels, "pose3d" (J, 3) metres, "bbox" (4,) x1, y1, x2, y2 the bounds of the 2D joints}."""
-        found = integrate_poses(instances.scores.double().cpu().numpy(), instances.pred_boxes.cpu().numpy(),
-                                instances.pred_pose2d.cpu().numpy(), instances.pred_pose3d.cpu().numpy(),
-                                instances.image_size, **self.ppi.kwargs)
+        """``integrate``'s people as dicts: {"score", "pose2d" (J, 2), "pose3d" (J, 3), "bbox" [x1, y1, x2, y2] the
+        bounds of the 2D joints}."""
+        found = self.integrate(instances)
         return [{"score": float(score), "pose2d": pose2d, "pose3d": pose3d,
                  "bbox": [float(v) for v in (*pose2d.min(axis=0), *pose2d.max(axis=0))]}
                 for score, pose2d, pose3d in zip(found["scores"], found["pose2d"], found["pose3d"])]
-
 
 register_model("LCRNet", functools.partial(build_generalized_rcnn, model_class=LCRNet))

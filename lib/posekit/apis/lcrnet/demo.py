@@ -1,0 +1,156 @@
+"""LCR-Net's demo (the release's demo.py / demo2.py, lcrnet.md 7): people with 2D and 3D poses found in an image,
+the images of a folder, or a video's frames, each drawn as the release's two-panel figure and listed in a json.
+
+Images: ``<output>/<image stem>_lcrnet.png`` per image and ``<output>/lcrnet_results.json``
+({"images": [{"file_name", "height", "width", "people": [person, ...]}]}). Videos (also through
+tools/inference_demo.py): the figures of every processed frame as ``lcrnet/lcrnet_%08d.jpg`` and
+``<video stem>_lcrnet.avi``, and ``lcrnet-data.json`` ({"video", "fps", "frame_step", "frames": [{"frame",
+"image", "people"}]}). A person is {"score", "bbox" [x1, y1, x2, y2], "pose2d" [[x, y] * J] pixels, "pose3d"
+[[X, Y, Z] * J] metres, torso-centred, LCR axes}. A folder's files that are not decodable images are skipped
+with a warning naming each one.
+"""
+import argparse
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from yacs.config import CfgNode
+
+from ...data.detection_mapper import read_image
+from ...utils.errors import DataError
+from ...utils.io import atomic_write_json, require_writable_dir
+from ...vis.pose3d import draw_pose_figure, write_pose_figure
+from ..video import FrameWriter, VideoSource, open_video, process_video
+from .estimator import LCRNetEstimator, Person
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg")
+RESULTS_FILE = "lcrnet_results.json"
+FIGURE_SUFFIX = "_lcrnet.png"
+
+logger = logging.getLogger(__name__)
+
+
+def person_record(person: Mapping) -> Dict[str, object]:
+    """One person as plain json values."""
+    return {"score": float(person["score"]), "bbox": [float(v) for v in person["bbox"]],
+            "pose2d": np.asarray(person["pose2d"], np.float64).tolist(),
+            "pose3d": np.asarray(person["pose3d"], np.float64).tolist()}
+
+
+@dataclass
+class DemoOutputs:
+    """What the demo wrote: figures (or the video and its frame images), the json file, skipped inputs."""
+
+    figures: List[Path]
+    json: Path
+    skipped: List[str] = field(default_factory=list)
+    video: Optional[Path] = None
+
+    def summary(self) -> str:
+        """Lines telling the user where the outputs are."""
+        lines = [f"wrote {len(self.figures)} figure(s) (2D skeletons over the image, 3D poses below)"]
+        lines += [f"  {path}" for path in self.figures[:5]] + (["  ..."] if len(self.figures) > 5 else [])
+        if self.video is not None:
+            lines.append(f"  video: {self.video}")
+        lines.append(f"  people (score, bbox, pose2d pixels, pose3d metres): {self.json}")
+        lines += [f"  skipped (not an image): {name}" for name in self.skipped]
+        return "\n".join(lines)
+
+
+def is_video(path: str) -> bool:
+    """Whether ``path`` names a video by its extension."""
+    return os.path.isfile(path) and path.lower().endswith(VIDEO_EXTENSIONS)
+
+
+def _folder_images(folder: str) -> Tuple[Dict[str, np.ndarray], List[str]]:
+    """The decodable images of ``folder`` by path, sorted, and the other files (each skipped with a warning)."""
+    images: Dict[str, np.ndarray] = {}
+    skipped: List[str] = []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            continue
+        try:
+            images[path] = read_image(path)
+        except DataError as err:
+            logger.warning("skipped %s: not an image (%s)", path, err)
+            skipped.append(path)
+    if not images:
+        raise DataError(f"{folder}: no decodable image in this folder")
+    return images, skipped
+
+
+def run_image_demo(estimator: LCRNetEstimator, source: str, output_dir: str) -> DemoOutputs:
+    """The figure and people of an image or of every image of a folder (module docstring)."""
+    if os.path.isdir(source):
+        images, skipped = _folder_images(source)
+    elif os.path.isfile(source):
+        images, skipped = {source: read_image(source)}, []
+    else:
+        raise DataError(f"{source}: no such image, folder or video")
+    output = require_writable_dir(output_dir, "--output")
+    figures, entries = [], []
+    for path, image in images.items():
+        people = estimator.predict(image)
+        figures.append(write_pose_figure(output / f"{Path(path).stem}{FIGURE_SUFFIX}", image, people))
+        entries.append({"file_name": path, "height": image.shape[0], "width": image.shape[1],
+                        "people": [person_record(p) for p in people]})
+    json_path = output / RESULTS_FILE
+    atomic_write_json(json_path, {"images": entries}, indent=1)
+    return DemoOutputs(figures, json_path, skipped)
+
+
+class LCRNetVideoWriter(FrameWriter):
+    """Each processed frame's figure in the video and in ``lcrnet/``, its people in the json file."""
+
+    def __init__(self, output_dir: Path, video_stem: str, fps: float) -> None:
+        super().__init__(output_dir, video_stem, fps, "lcrnet")
+        self.figures: List[Path] = []
+
+    def add(self, frame_index: int, frame: np.ndarray, people: Sequence[Person]) -> None:
+        """Draw the figure of the B G R ``frame`` and record its people."""
+        figure = draw_pose_figure(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), people)
+        image = self.write_frame(np.ascontiguousarray(figure[..., ::-1]))
+        self.figures.append(self.output_dir / image)
+        self.frames.append({"frame": frame_index, "image": image, "people": [person_record(p) for p in people]})
+
+    def close(self, source: VideoSource, step: int) -> DemoOutputs:
+        """Finish the video and write the json file."""
+        self.finish_video()
+        json_path = self.output_dir / "lcrnet-data.json"
+        atomic_write_json(json_path, {"video": source.path, "fps": source.fps, "frame_step": step,
+                                      "frames": self.frames})
+        return DemoOutputs(self.figures, json_path, video=self.video_path)
+
+
+def run_video_demo(estimator: LCRNetEstimator, source: VideoSource, output_dir: str, inference_fps: float,
+                   vis_threshold: float, batch_size: int, show_progress: bool = True) -> DemoOutputs:
+    """People on every round(fps / inference_fps)-th frame, people scoring at most ``vis_threshold`` dropped."""
+    output = require_writable_dir(output_dir, "--outputDir")
+
+    def writer(fps: float) -> LCRNetVideoWriter:
+        return LCRNetVideoWriter(output, Path(source.path).stem, fps)
+    return process_video(estimator.predict_batch, source, writer, inference_fps, vis_threshold, batch_size,
+                         show_progress)
+
+
+def lcrnet_video_demo(cfg: CfgNode, args: argparse.Namespace) -> str:
+    """tools/inference_demo.py for LCR-Net: the video demo of the parsed arguments; returns the summary."""
+    video = open_video(args.videoFile)  # before the model loads, so a wrong path fails at once
+    outputs = run_video_demo(LCRNetEstimator(cfg), video, args.outputDir, args.inferenceFps, args.visthre,
+                             args.batchSize)
+    return outputs.summary()
+
+
+def lcrnet_demo(cfg: CfgNode, source: str, output_dir: str, inference_fps: float = 10) -> DemoOutputs:
+    """tools/lcrnet_demo.py: the image, folder or video demo of ``source`` (by what it is)."""
+    if is_video(source):
+        video = open_video(source)
+        return run_video_demo(LCRNetEstimator(cfg), video, output_dir, inference_fps, vis_threshold=0.0, batch_size=1)
+    if not os.path.exists(source):
+        raise DataError(f"{source}: no such image, folder or video")
+    return run_image_demo(LCRNetEstimator(cfg), source, output_dir)
