@@ -10,7 +10,9 @@ turns the predictor outputs on those ROIs into
   those points, x PART_WEIGHTS;
 * ``loss_densepose_S``: cross-entropy of the coarse segmentation over every pixel of the ROIs, against the
   14 part masks painted on the ground-truth box and resampled into the ROI (2 channels: person / background;
-  15: the part labels), mean, x INDEX_WEIGHTS.
+  15: the part labels), mean, x INDEX_WEIGHTS;
+* ``loss_densepose_M`` (predictors with a body mask, given its weight: KTN's BODY_MASK_WEIGHTS): the same
+  cross-entropy of the 2-channel M against person / background.
 
 A batch without DensePose points gives zero-valued losses that still depend on every output, so that every
 parameter of the branch receives a (zero) gradient, as distributed training requires.
@@ -33,6 +35,8 @@ from ...utils.errors import ConfigError
 Losses = Dict[str, Tensor]
 MASK_CANVAS = 256  # the part masks' canvas and the points' frame span the ground-truth box in 256 units
 LOSS_NAMES = ("loss_densepose_U", "loss_densepose_V", "loss_densepose_I", "loss_densepose_S")
+# Segmentation outputs -> their loss names (present when the predictor has the output).
+SEGM_LOSSES = {"coarse_segm": "loss_densepose_S", "body_mask": "loss_densepose_M"}
 
 
 def matched_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
@@ -182,13 +186,15 @@ def zero_loss(outputs: Dict[str, Tensor]) -> Tensor:
 
 
 class DensePoseLosses:
-    """U, V, I and S losses of the predictor outputs on the selected ROIs (densepose.md 2.4)."""
+    """U, V, I and S (and M) losses of the predictor outputs on the selected ROIs (densepose.md 2.4, 3.8)."""
 
-    def __init__(self, point_weight: float, part_weight: float, segm_weight: float, segm_channels: int) -> None:
+    def __init__(self, point_weight: float, part_weight: float, segm_weight: float, segm_channels: int,
+                 body_mask_weight: Optional[float] = None) -> None:
         self.point_weight = point_weight
         self.part_weight = part_weight
         self.segm_weight = segm_weight
         self.segm_channels = segm_channels
+        self.body_mask_weight = body_mask_weight
 
     @classmethod
     def from_config(cls, cfg: CfgNode) -> "DensePoseLosses":
@@ -198,21 +204,23 @@ class DensePoseLosses:
                    head.NUM_COARSE_SEGM_CHANNELS)
 
     def __call__(self, rois: Sequence[Instances], outputs: Dict[str, Tensor]) -> Losses:
-        """The four losses; ``outputs`` are the predictor's on the concatenated ``proposal_boxes`` of ``rois``."""
-        if "coarse_segm" not in outputs:
+        """U, V, I and the losses of the segmentation outputs there are; ``outputs`` are the predictor's on the
+        concatenated ``proposal_boxes`` of ``rois``."""
+        if "coarse_segm" not in outputs and self.body_mask_weight is None:
             raise ConfigError("MODEL.ROI_DENSEPOSE_HEAD.PREDICTOR_NAME: training a predictor without the S output "
-                              "(the RCNN* body mask) is not implemented")
+                              "(the RCNN* body mask) needs a KTN config (BODY_MASK_WEIGHTS)")
         zero = zero_loss(outputs)
+        names = LOSS_NAMES[:3] + tuple(name for key, name in SEGM_LOSSES.items() if key in outputs)
         if not sum(len(image) for image in rois):
-            return dict.fromkeys(LOSS_NAMES, zero)
+            return dict.fromkeys(names, zero)
         gt_boxes = torch.cat([image.gt_boxes for image in rois])
         roi_boxes = torch.cat([image.proposal_boxes for image in rois])
         annotations = [points for image in rois for points in image.gt_densepose]
         targets = point_targets(gt_boxes, roi_boxes, annotations, tuple(outputs["u"].shape[2:]))
         if targets is None:
-            return dict.fromkeys(LOSS_NAMES, zero)
+            return dict.fromkeys(names, zero)
         losses = self._point_losses(targets, outputs, zero)
-        losses["loss_densepose_S"] = self._segm_loss(gt_boxes, roi_boxes, annotations, outputs["coarse_segm"], zero)
+        losses.update(self._segm_losses(gt_boxes, roi_boxes, annotations, outputs, zero))
         return losses
 
     def _point_losses(self, targets: PointTargets, outputs: Dict[str, Tensor], zero: Tensor) -> Losses:
@@ -230,16 +238,25 @@ class DensePoseLosses:
             losses["loss_densepose_I"] = zero
         return losses
 
-    def _segm_loss(self, gt_boxes: Tensor, roi_boxes: Tensor, annotations: Sequence[Optional[DensePosePoints]],
-                   coarse_segm: Tensor, zero: Tensor) -> Tensor:
-        """Cross-entropy over the S maps of the ROIs with points and part masks (zero when there are none)."""
+    def _segm_losses(self, gt_boxes: Tensor, roi_boxes: Tensor, annotations: Sequence[Optional[DensePosePoints]],
+                     outputs: Dict[str, Tensor], zero: Tensor) -> Losses:
+        """Cross-entropy over the S (and M) maps of the ROIs with points and part masks (zero when there are
+        none); the part labels are painted once for both."""
+        present = {key: outputs[key] for key in SEGM_LOSSES if key in outputs}
         rois = [k for k, points in enumerate(annotations)
                 if points is not None and len(points) and points.part_masks is not None]
         if not rois:
-            return zero
-        canvases = torch.stack([part_labels(annotations[k].part_masks) for k in rois]).to(coarse_segm.device)
-        index = torch.tensor(rois, device=coarse_segm.device)
-        labels = resample_to_rois(canvases, gt_boxes[index], roi_boxes[index], tuple(coarse_segm.shape[2:]))
-        if self.segm_channels == 2:
-            labels = labels > 0
-        return F.cross_entropy(coarse_segm[index], labels.long()) * self.segm_weight
+            return {SEGM_LOSSES[key]: zero for key in present}
+        device = zero.device
+        canvases = torch.stack([part_labels(annotations[k].part_masks) for k in rois]).to(device)
+        index = torch.tensor(rois, device=device)
+        size = tuple(next(iter(present.values())).shape[2:])
+        labels = resample_to_rois(canvases, gt_boxes[index], roi_boxes[index], size).long()
+        losses = {}
+        if "coarse_segm" in present:
+            target = labels.clamp(max=1) if self.segm_channels == 2 else labels
+            losses["loss_densepose_S"] = F.cross_entropy(present["coarse_segm"][index], target) * self.segm_weight
+        if "body_mask" in present:
+            losses["loss_densepose_M"] = (F.cross_entropy(present["body_mask"][index], labels.clamp(max=1))
+                                          * self.body_mask_weight)
+        return losses

@@ -7,7 +7,7 @@ predictor's outputs on the detections as ``pred_densepose_<output>`` fields (``c
 ``densepose_head``, ``densepose_predictor``), so its checkpoints' ``roi_heads.*`` names apply unchanged.
 """
 import math
-from typing import Dict, List
+from typing import Callable, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -68,28 +68,48 @@ class Decoder(nn.Module):
 
 
 class DensePoseROIHeads(StandardROIHeads):
-    """Standard FPN ROI heads with the DensePose branch on the foreground proposals / detections."""
+    """Standard FPN ROI heads with the DensePose branch on the foreground proposals / detections.
+
+    Variants (KTN) override the hooks ``branch_on``, ``build_decoder``, ``build_predictor``, ``build_losses``
+    and ``test_outputs``."""
 
     def __init__(self, cfg: CfgNode, input_shape: Dict[str, ShapeSpec]) -> None:
         super().__init__(cfg, input_shape)
-        self.densepose_on = cfg.MODEL.DENSEPOSE_ON
+        self.densepose_on = self.branch_on(cfg)
         if not self.densepose_on:
             return
         head = cfg.MODEL.ROI_DENSEPOSE_HEAD
-        self.use_decoder = head.DECODER_ON
+        decoder = self.build_decoder(cfg, input_shape)
+        self.use_decoder = decoder is not None
         # Without the decoder every level is pooled as for the box head; with it, its single stride-4 map.
         pooled = self.in_features[:1] if self.use_decoder else self.in_features
         if self.use_decoder:
-            self.decoder = Decoder.from_config(cfg, input_shape, self.in_features)
-            channels = head.DECODER_NUM_CLASSES
+            self.decoder = decoder
+            channels = decoder.predictor.out_channels
         else:
             channels = input_shape[self.in_features[0]].channels
         self.densepose_pooler = ROIPooler(head.POOLER_RESOLUTION, [1.0 / input_shape[name].stride for name in pooled],
                                           head.POOLER_SAMPLING_RATIO, head.POOLER_TYPE)
         self.densepose_head = build_densepose_head(cfg, channels)
-        self.densepose_predictor = build_densepose_predictor(cfg, self.densepose_head.n_out_channels)
+        self.densepose_predictor = self.build_predictor(cfg, self.densepose_head.n_out_channels)
         self.densepose_iou_threshold = head.FG_IOU_THRESHOLD
-        self.densepose_losses = DensePoseLosses.from_config(cfg)
+        self.densepose_losses = self.build_losses(cfg)
+
+    def branch_on(self, cfg: CfgNode) -> bool:
+        """Whether the branch exists (MODEL.DENSEPOSE_ON)."""
+        return cfg.MODEL.DENSEPOSE_ON
+
+    def build_decoder(self, cfg: CfgNode, input_shape: Dict[str, ShapeSpec]) -> Optional[nn.Module]:
+        """The Panoptic-FPN decoder with DECODER_ON, else None (its ``predictor`` conv gives the output width)."""
+        return Decoder.from_config(cfg, input_shape, self.in_features) if cfg.MODEL.ROI_DENSEPOSE_HEAD.DECODER_ON else None
+
+    def build_predictor(self, cfg: CfgNode, input_channels: int) -> nn.Module:
+        """The predictor of MODEL.ROI_DENSEPOSE_HEAD.PREDICTOR_NAME."""
+        return build_densepose_predictor(cfg, input_channels)
+
+    def build_losses(self, cfg: CfgNode) -> Callable[[List[Instances], Dict[str, torch.Tensor]], Losses]:
+        """The losses of the predictor outputs on the selected ROIs."""
+        return DensePoseLosses.from_config(cfg)
 
     def densepose_outputs(self, features: Dict[str, torch.Tensor],
                           boxes: List[torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -106,12 +126,16 @@ class DensePoseROIHeads(StandardROIHeads):
             return {}
         if self.training:
             return self._densepose_losses(features, instances)
-        outputs = self.densepose_outputs(features, [image.pred_boxes for image in instances])
+        outputs = self.test_outputs(features, instances)
         counts = [len(image) for image in instances]
         for key, value in outputs.items():
             for image, part in zip(instances, value.split(counts)):
                 image.set(FIELD_PREFIX + key, part)
         return {}
+
+    def test_outputs(self, features: Dict[str, torch.Tensor], detections: List[Instances]) -> Dict[str, torch.Tensor]:
+        """The outputs stored on the detections as ``pred_densepose_<name>`` fields."""
+        return self.densepose_outputs(features, [image.pred_boxes for image in detections])
 
     def _densepose_losses(self, features: Dict[str, torch.Tensor], foreground: List[Instances]) -> Losses:
         """The four DensePose losses of the selected ROIs: zero-valued, still tied to every DensePose parameter,

@@ -150,3 +150,13 @@ def keypoint_rcnn_inference(logits: Tensor, detections: List[Instances]) -> None
     results = heatmaps_to_keypoints(logits.detach(), boxes.detach())[:, :, [0, 1, 3]]
     for image, part in zip(detections, results.split([len(image) for image in detections])):
         image.pred_keypoints = part
+
+
+def select_with_visible_keypoints(rois: Instances, box_field: str = "proposal_boxes") -> Instances:
+    """The ROIs with at least one visible (v > 0) ground-truth keypoint inside their box, edges included
+    (detectron2's ``select_proposals_with_visible_keypoints``, per image)."""
+    keypoints = rois.gt_keypoints
+    boxes = rois.get(box_field)[:, None]
+    inside = ((keypoints[..., 0] >= boxes[..., 0]) & (keypoints[..., 0] <= boxes[..., 2])
+              & (keypoints[..., 1] >= boxes[..., 1]) & (keypoints[..., 1] <= boxes[..., 3]))
+    return rois[(inside & (keypoints[..., 2] > 0)).any(dim=1)]

@@ -68,7 +68,9 @@ class GeneralizedRCNN(nn.Module):
         """Normalised images zero-padded to one batch (padding after normalisation, as detectron2)."""
         device = self.normalizer.mean.device
         images = [self.normalizer(item["image"].to(device)[None])[0] for item in batched_inputs]
-        return pad_images(images, getattr(self.backbone, "size_divisibility", 0))
+        # Heads may need more (KTN's MID v2: even sizes up to its second-coarsest input); sizes are powers of 2.
+        return pad_images(images, max(getattr(self.backbone, "size_divisibility", 0),
+                                      getattr(self.roi_heads, "size_divisibility", 0)))
 
     def _targets(self, item: Dict) -> Instances:
         if "instances" not in item:
@@ -83,9 +85,11 @@ class GeneralizedRCNN(nn.Module):
 
     def convert_official_state_dict(self, state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         """ImageNet backbone files (detectron2 ResNet names ``stem.*``, ``res2.*``, ...) placed in this detector;
-        detector files (``backbone.*``, ...) pass unchanged. C4's res5 belongs to the box head."""
+        detector files (``backbone.*``, ...) pass unchanged, or through the ROI heads' own
+        ``convert_official_state_dict`` when they have one (KTN). C4's res5 belongs to the box head."""
         if IMAGENET_MARKER not in state_dict:
-            return state_dict
+            convert = getattr(self.roi_heads, "convert_official_state_dict", None)
+            return convert(state_dict) if convert else state_dict
         body = "backbone.bottom_up." if hasattr(self.backbone, "bottom_up") else "backbone."
         head_res5 = hasattr(self.roi_heads, "res5")
         return {(f"roi_heads.{name}" if head_res5 and name.startswith("res5.") else body + name): value
