@@ -9,8 +9,8 @@ import argparse
 from typing import List, Optional
 
 from posekit.apis.cli import run_tool
-from posekit.apis.densepose.apply_net import (DEFAULT_MIN_SCORE, apply_net_cfg, dump, input_images, show,
-                                              visualizer_names)
+from posekit.apis.densepose.apply_net import DEFAULT_MIN_SCORE, apply_net_cfg, dump, show, visualizer_names
+from posekit.apis.images import input_images
 from posekit.apis.densepose.estimator import DensePoseEstimator
 
 DEFAULT_VISUALIZATIONS = "dp_contour,bbox"

@@ -6,6 +6,7 @@ Usage: python tools/export_onnx.py --cfg experiments/coco/w32/w32_4x_reg03_bs10_
        --out dekr_w32.onnx TEST.MODEL_FILE model/pose_coco/pose_dekr_hrnetw32_coco.pth
 """
 import argparse
+import os
 import sys
 from typing import List, Optional
 
@@ -13,6 +14,7 @@ from posekit.models.checkpoint import load_weights
 from posekit.export import export_dekr
 from posekit.models import build_model
 from posekit.apis.cli import config_parser, load_cfg_from_args, run_tool
+from posekit.utils.io import require_writable_dir
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -26,6 +28,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Build the config's network, load TEST.MODEL_FILE when given, export it and print a summary."""
     args = parse_args(argv)
     cfg = load_cfg_from_args(args)
+    require_writable_dir(os.path.dirname(os.path.abspath(args.out)), "--out")
     network = build_model(cfg)
     if cfg.TEST.MODEL_FILE:
         load_weights(network, cfg.TEST.MODEL_FILE)

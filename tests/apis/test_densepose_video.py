@@ -34,10 +34,10 @@ def test_every_other_frame_is_drawn_and_recorded(tmp_path, densepose_weights, vi
     assert summary.startswith("processed 3 frames of")
     fps, frames = video_fps_and_frames(output / "street_densepose.avi")
     assert frames == 3 and abs(fps - 2.5) < 1e-6
-    assert sorted(os.listdir(output / "densepose")) == [f"densepose_{i:08d}.jpg" for i in range(3)]
+    assert sorted(os.listdir(output / "street_densepose")) == [f"densepose_{i:08d}.jpg" for i in range(3)]
     assert not [name for name in os.listdir(output) if name.startswith(".")]  # no partial files left
 
-    record = json.loads((output / "densepose-data.json").read_text())
+    record = json.loads((output / "street_densepose.json").read_text())
     assert record["frame_step"] == 2 and [frame["frame"] for frame in record["frames"]] == [0, 2, 4]
     people = [person for frame in record["frames"] for person in frame["people"]]
     assert people and all(person["score"] > 0.05 for person in people)

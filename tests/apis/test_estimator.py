@@ -91,10 +91,18 @@ def test_missing_weights_are_clear_checkpoint_errors(repo_root, tmp_path):
         PoseEstimator(tiny_cfg(repo_root, "TEST.MODEL_FILE", tmp_path / "nowhere.pth"))
 
 
-def test_rescore_net_is_loaded_only_when_valid(repo_root, weights, tmp_path):
+def test_rescore_net_is_loaded_only_when_valid(repo_root, weights, tmp_path, caplog):
+    # Without the file (the seed's demo command with only the pose model): no rescoring, said in one line.
+    estimator = PoseEstimator(tiny_cfg(repo_root, "TEST.MODEL_FILE", weights, "RESCORE.VALID", "True",
+                                       "RESCORE.MODEL_FILE", tmp_path / "no_rescore.pth"))
+    assert estimator.rescore_net is None
+    said = [record.getMessage() for record in caplog.records if "rescore" in record.getMessage()]
+    assert len(said) == 1 and "no_rescore.pth not found: poses are not rescored" in said[0]
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(b"not weights")
     with pytest.raises(CheckpointError, match="RESCORE.MODEL_FILE"):
         PoseEstimator(tiny_cfg(repo_root, "TEST.MODEL_FILE", weights, "RESCORE.VALID", "True",
-                               "RESCORE.MODEL_FILE", tmp_path / "no_rescore.pth"))
+                               "RESCORE.MODEL_FILE", broken))
     cfg = tiny_cfg(repo_root)
     rescore_file = tmp_path / "rescore.pth"
     torch.save(build_rescore_net(cfg).state_dict(), rescore_file)

@@ -58,8 +58,11 @@ def test_non_positive_inference_rate_is_rejected():
 
 def test_every_second_frame_is_processed_and_written(blue_video, tmp_path, video_fps_and_frames):
     output = tmp_path / "out"
-    (output / "pose").mkdir(parents=True)
-    (output / "pose" / "pose_00000099.jpg").write_bytes(b"stale")
+    # An earlier run's outputs of another video, and of this one, are never deleted.
+    (output / "other_pose").mkdir(parents=True)
+    (output / "other_pose" / "pose_00000000.jpg").write_bytes(b"other video")
+    (output / "clip_pose").mkdir(parents=True)
+    (output / "clip_pose" / "pose_00000099.jpg").write_bytes(b"earlier run")
     estimator = StandInEstimator()
     outputs = run_video_demo(estimator, open_video(str(blue_video)), str(output), inference_fps=3,
                              vis_threshold=0.5, show_progress=False)
@@ -70,7 +73,10 @@ def test_every_second_frame_is_processed_and_written(blue_video, tmp_path, video
     assert outputs.video == output / "clip_pose.avi"
     fps, frames = video_fps_and_frames(outputs.video)
     assert (fps, frames) == (pytest.approx(3.0), 3)
-    assert sorted(p.name for p in (output / "pose").iterdir()) == [f"pose_{i:08d}.jpg" for i in range(3)]
+    assert sorted(p.name for p in (output / "clip_pose").iterdir()) == \
+        [f"pose_{i:08d}.jpg" for i in range(3)] + ["pose_00000099.jpg"]
+    assert (output / "other_pose" / "pose_00000000.jpg").read_bytes() == b"other video"
+    assert (outputs.csv.name, outputs.json.name) == ("clip_pose.csv", "clip_pose.json")
 
     with open(outputs.csv, newline="") as handle:
         rows = list(csv.reader(handle))
@@ -81,12 +87,12 @@ def test_every_second_frame_is_processed_and_written(blue_video, tmp_path, video
     record = json.loads(outputs.json.read_text())
     assert record["keypoint_names"] == ["head", "foot"] and record["frame_step"] == 2
     assert [frame["frame"] for frame in record["frames"]] == [0, 2, 4]
-    assert [frame["image"] for frame in record["frames"]] == [f"pose/pose_{i:08d}.jpg" for i in range(3)]
+    assert [frame["image"] for frame in record["frames"]] == [f"clip_pose/pose_{i:08d}.jpg" for i in range(3)]
     people = record["frames"][1]["people"]
     assert len(people) == 1 and people[0]["score"] == pytest.approx(0.9)
     assert np.allclose(people[0]["keypoints"], [[11, 10, 0.9], [11, 30.126, 0.8]])
 
-    drawn = cv2.imread(str(output / "pose" / "pose_00000001.jpg")).astype(int)
+    drawn = cv2.imread(str(output / "clip_pose" / "pose_00000001.jpg")).astype(int)
     blue, red = drawn[..., 0], drawn[..., 2]
     assert red[10, 11] > 200 and blue[10, 11] < 80  # the confident person's head, in the limb's red
     assert blue[40, 50] > 200 and red[40, 50] < 80  # the dropped person leaves the frame blue

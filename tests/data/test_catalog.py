@@ -233,8 +233,9 @@ def test_joint_counts_and_zip_roots(tmp_path):
     path = write_json(tmp_path, [box(3, keypoints=[0] * 6), box(4)])
     assert [len(r["annotations"]) for r in load_coco_json(path, "imgs")] == [2]
     assert load_keypoint_file(path, None).num_joints == 2
-    # An int joint count keeps the DEKR rule: every annotation carries keypoints.
-    with pytest.raises(DataError, match="annotation 3: missing field 'iscrowd'"):
+    # An int joint count keeps the DEKR rule: every annotation carries keypoints (iscrowd and num_keypoints
+    # are derived when absent).
+    with pytest.raises(DataError, match="annotation 4: missing field 'keypoints'"):
         load_coco_json(path, "imgs", num_joints=2)
     assert load_coco_json(path, "images.zip", zipped=True)[0]["file_name"] == "images.zip@a.jpg"
     with pytest.raises(ConfigError, match="'.zip' archive"):

@@ -31,16 +31,16 @@ def test_every_frame_of_the_sample_video_is_processed_and_written(tmp_path, tiny
 
     fps, frames = video_fps_and_frames(output / "street_pose.avi")
     assert frames == 5 and abs(fps - 5.0) < 1e-6
-    assert sorted(os.listdir(output / "pose")) == [f"pose_{i:08d}.jpg" for i in range(5)]
-    assert cv2.imread(str(output / "pose" / "pose_00000000.jpg")).shape == (540, 960, 3)
+    assert sorted(os.listdir(output / "street_pose")) == [f"pose_{i:08d}.jpg" for i in range(5)]
+    assert cv2.imread(str(output / "street_pose" / "pose_00000000.jpg")).shape == (540, 960, 3)
 
-    with open(output / "pose-data.csv", newline="") as handle:
+    with open(output / "street_pose.csv", newline="") as handle:
         rows = list(csv.reader(handle))
     joint_columns = [f"{name}_{axis}" for name in COCO.joint_names for axis in "xy"]
     assert rows[0] == ["frame", "person", "score"] + joint_columns
     assert all(len(row) == 3 + 34 for row in rows[1:])
 
-    record = json.loads((output / "pose-data.json").read_text())
+    record = json.loads((output / "street_pose.json").read_text())
     assert [frame["frame"] for frame in record["frames"]] == [0, 1, 2, 3, 4]
     people_per_frame = [len(frame["people"]) for frame in record["frames"]]
     assert sum(people_per_frame) == len(rows) - 1

@@ -43,6 +43,10 @@ class FamilyTools:
     video_demo: Optional[Callable[[CfgNode, argparse.Namespace], str]]
     # cfg -> TEST.EXPECTED_RESULTS-like entries [[metric, value, tolerance], ...].
     expected_results: Callable[[CfgNode], Sequence] = lambda cfg: []
+    # (cfg, parsed inference_demo arguments with .images: image paths) -> a summary; None: no image demo.
+    image_demo: Optional[Callable[[CfgNode, argparse.Namespace], str]] = None
+    # The boolean config key the tools' --skip-missing sets ('' : the family has none).
+    skip_missing_key: str = ""
 
 
 # Video frames handed to an estimator's predict_batch at once by default (tools/inference_demo.py --batchSize).

@@ -3,7 +3,6 @@ batches of them, and let a ``FrameWriter`` draw and record each processed frame 
 """
 import math
 import os
-import shutil
 from dataclasses import dataclass
 from itertools import chain, islice
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..utils.errors import DataError
+from ..utils.io import atomic_write
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,14 @@ def open_video(path: str) -> VideoSource:
         capture.release()
         raise DataError(f"{path}: the video reports no frame rate ({fps})")
     return VideoSource(path, capture, fps, max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0))
+
+
+def write_image(path: Path, image: np.ndarray) -> None:
+    """Encode a B G R image by the path's extension and write it atomically (DataError when OpenCV cannot)."""
+    ok, encoded = cv2.imencode(path.suffix, image)
+    if not ok:
+        raise DataError(f"{path}: OpenCV cannot encode the image")
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(encoded.tobytes()))
 
 
 def frame_step(fps: float, inference_fps: float) -> int:
@@ -73,19 +81,20 @@ def batches(items: Iterator, size: int) -> Iterator[list]:
 
 
 class FrameWriter:
-    """Writes drawn frames as ``<name>/<name>_%08d.jpg`` and ``<video stem>_<name>.avi`` (MJPG, renamed into place
-    when finished); a family's writer adds its own records in ``add`` and files in ``close``."""
+    """Writes drawn frames as ``<video stem>_<name>/<name>_%08d.jpg`` and ``<video stem>_<name>.avi`` (MJPG,
+    renamed into place when finished); a family's writer adds its own records in ``add`` and files (named by
+    ``data_path``) in ``close``. Every output carries the video's name and replaces an earlier run's file of
+    the same name atomically; nothing else in the folder is touched."""
 
     def __init__(self, output_dir: Path, video_stem: str, fps: float, name: str) -> None:
         self.output_dir = output_dir
         self.name = name
-        self.image_dir = output_dir / name
-        # Images of an earlier run would mix with this one's.
-        shutil.rmtree(self.image_dir, ignore_errors=True)
-        self.image_dir.mkdir(parents=True)
-        self.video_path = output_dir / f"{video_stem}_{name}.avi"
+        self.stem = f"{video_stem}_{name}"
+        self.image_dir = output_dir / self.stem
+        self.image_dir.mkdir(parents=True, exist_ok=True)
+        self.video_path = output_dir / f"{self.stem}.avi"
         # OpenCV picks the container from the extension, so the temporary name keeps '.avi'.
-        self.partial_video = output_dir / f".{video_stem}_{name}.partial.avi"
+        self.partial_video = output_dir / f".{self.stem}.partial.avi"
         self.fps = fps
         self.video: Optional[cv2.VideoWriter] = None
         self.frames: List[dict] = []
@@ -93,10 +102,13 @@ class FrameWriter:
     def write_frame(self, drawn: np.ndarray) -> str:
         """Add a drawn B G R frame to the images and the video; return the image's path relative to the output."""
         image_name = f"{self.name}_{len(self.frames):08d}.jpg"
-        if not cv2.imwrite(str(self.image_dir / image_name), drawn):
-            raise DataError(f"{self.image_dir / image_name}: cannot write the image")
+        write_image(self.image_dir / image_name, drawn)
         self._video_for(drawn).write(drawn)
-        return f"{self.name}/{image_name}"
+        return f"{self.stem}/{image_name}"
+
+    def data_path(self, extension: str) -> Path:
+        """``<output>/<video stem>_<name><extension>``: where the family's records of this video go."""
+        return self.output_dir / f"{self.stem}{extension}"
 
     def _video_for(self, frame: np.ndarray) -> cv2.VideoWriter:
         if self.video is None:

@@ -66,8 +66,17 @@ def add_dekr_config(cfg: CN) -> None:
     cfg.DATASET.CENTER_SIGMA = 4.0
     cfg.DATASET.BG_WEIGHT = 0.1
     cfg.DATASET.OFFSET_RADIUS = 4
-    # posekit: keypoint metadata entry (names, flip pairs, sigmas, skeleton); "" derives it from DATASET.DATASET.
+    # posekit: the keypoint set (names, flip pairs, sigmas, skeleton): a registered name or a yaml/json file;
+    # "" derives it from DATASET.DATASET (custom: from the annotation json's categories[].keypoints).
     cfg.DATASET.KEYPOINT_SET = ""
+    # posekit: annotation json and image folder (or .zip) of each split given directly, relative to ROOT
+    # ("" = where the DATASET.DATASET layout puts them).
+    cfg.DATASET.TRAIN_ANNOTATIONS = ""
+    cfg.DATASET.TRAIN_IMAGES = ""
+    cfg.DATASET.TEST_ANNOTATIONS = ""
+    cfg.DATASET.TEST_IMAGES = ""
+    # posekit: leave out images the json lists but the image folder lacks (one warning) instead of failing.
+    cfg.DATASET.SKIP_MISSING_IMAGES = False
 
     cfg.TRAIN = CN()
     cfg.TRAIN.LR_FACTOR = 0.1
@@ -148,8 +157,19 @@ def _finalize(cfg: CN, mapping: Mapping) -> None:
         logger.warning("config keys the official DEKR reads but posekit ignores: %s", "; ".join(ignored))
 
 
+def _dataset_folder(cfg: CN) -> str:
+    """The data set actually used: the ``custom`` root's folder name, else a keypoint set file's name, else
+    DATASET.DATASET (the official folder names)."""
+    stem, extension = os.path.splitext(os.path.basename(cfg.DATASET.KEYPOINT_SET))
+    if cfg.DATASET.DATASET == "custom":
+        return os.path.basename(os.path.normpath(cfg.DATASET.ROOT)) or "custom"
+    if extension.lower() in (".yaml", ".yml", ".json"):
+        return stem
+    return cfg.DATASET.DATASET.replace(":", "_")
+
+
 def _run_folders(cfg: CN) -> tuple:
-    return cfg.DATASET.DATASET.replace(":", "_"), cfg.MODEL.NAME
+    return _dataset_folder(cfg), cfg.MODEL.NAME
 
 
 def _claims(mapping: Mapping) -> bool:

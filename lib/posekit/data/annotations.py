@@ -1,12 +1,15 @@
 """Reading COCO-style keypoint files with checks that name the file, the record and the field at fault."""
 import json
-from collections import defaultdict
-from dataclasses import dataclass
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field as dataclass_field
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from ..utils.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 
 def load_json(path: str) -> Any:
@@ -46,6 +49,7 @@ class KeypointFile:
     annotations_by_image: Dict[int, List[dict]]
     has_annotations: bool
     num_joints: Optional[int] = None  # K of the file's keypoints; None when no annotation carries any
+    categories: List[dict] = dataclass_field(default_factory=list)  # the file's 'categories' (empty when absent)
 
 
 ANNOTATION_FIELDS = ("id", "image_id", "keypoints", "iscrowd", "num_keypoints")
@@ -61,6 +65,37 @@ def _check_keypoints(ann: dict, where: str, num_joints: Optional[int]) -> None:
     elif not isinstance(keypoints, list) or len(keypoints) != 3 * num_joints:
         raise DataError(f"{where}: field 'keypoints' must be a list of {3 * num_joints} numbers "
                         f"({num_joints} x, y, v triples)")
+
+
+# Fields other projects' COCO-style files often leave out, derived as COCO defines them (README "Your own data").
+DERIVED_FIELDS = {
+    "iscrowd": "0",
+    "num_keypoints": "the count of keypoints with v > 0",
+    "area": "the box's width x height",
+}
+
+
+def _derive_missing_fields(ann: Any, wanted: Sequence[str], derived: Counter) -> None:
+    """Fill ``ann``'s missing iscrowd / num_keypoints / area (those in ``wanted``), counting each in ``derived``."""
+    if not isinstance(ann, dict):
+        return
+    if "iscrowd" in wanted and "iscrowd" not in ann:
+        ann["iscrowd"] = 0
+        derived["iscrowd"] += 1
+    keypoints = ann.get("keypoints")
+    if "num_keypoints" in wanted and "num_keypoints" not in ann and isinstance(keypoints, list) \
+            and len(keypoints) % 3 == 0:
+        ann["num_keypoints"] = sum(1 for v in keypoints[2::3] if v > 0)
+        derived["num_keypoints"] += 1
+    bbox = ann.get("bbox")
+    if "area" in wanted and "area" not in ann and isinstance(bbox, list) and len(bbox) == 4:
+        ann["area"] = float(bbox[2]) * float(bbox[3])
+        derived["area"] += 1
+
+
+def _warn_derived(path: str, derived: Counter) -> None:
+    for name, count in derived.items():
+        logger.warning("%s: %d annotation(s) without '%s': using %s", path, count, name, DERIVED_FIELDS[name])
 
 
 def _check_annotation(ann: Any, path: str, num_joints: Optional[int], extra_fields: Sequence[str],
@@ -90,14 +125,20 @@ def load_keypoint_file(path: str, num_joints: Optional[int], extra_fields: Seque
     by_image: Dict[int, List[dict]] = defaultdict(list)
     has_annotations = "annotations" in data
     file_joints = num_joints
+    derivable = ("iscrowd", "num_keypoints", *extra_fields) if num_joints is not None else ()
+    derived: Counter = Counter()
     for ann in require_list(data, "annotations", path) if has_annotations else []:
+        _derive_missing_fields(ann, derivable, derived)
         _check_annotation(ann, path, file_joints, extra_fields, masks_from_segments,
                           keypoints_required=num_joints is not None)
         if file_joints is None and "keypoints" in ann:
             # The first annotation with keypoints fixes K for the rest of the file.
             file_joints = len(ann["keypoints"]) // 3
         by_image[ann["image_id"]].append(ann)
-    return KeypointFile(path, images, dict(by_image), has_annotations, file_joints)
+    _warn_derived(path, derived)
+    categories = data.get("categories")
+    return KeypointFile(path, images, dict(by_image), has_annotations, file_joints,
+                        categories if isinstance(categories, list) else [])
 
 
 def keypoint_array(ann: dict, num_joints: int) -> np.ndarray:

@@ -4,7 +4,8 @@ from typing import Callable, Dict
 from yacs.config import CfgNode
 
 from ..utils.errors import ConfigError
-from .datasets import KeypointTestDataset, coco_layout, crowdpose_layout, dekr_train_dataset
+from .dataset_paths import given_paths
+from .datasets import KeypointTestDataset, coco_layout, crowdpose_layout, custom_layout, dekr_train_dataset
 from .datasets.keypoints import DatasetLayout
 from .metadata import keypoint_set_from_cfg
 
@@ -19,25 +20,29 @@ LAYOUTS: Dict[str, LayoutFactory] = {
     "crowd_pose": crowdpose_layout,
     "rescore_crowdpose": crowdpose_layout,
     "deepfashion2_cat1": coco_layout,
+    "custom": custom_layout,
 }
 
 
-def _layout(name: str, key: str, cfg: CfgNode, split: str) -> DatasetLayout:
+def _layout(name: str, key: str, cfg: CfgNode, split: str, is_train: bool) -> DatasetLayout:
+    """The named layout of ``split``, with the paths DATASET.* gives directly, checked to exist."""
     if name not in LAYOUTS:
         raise ConfigError(f"{key}: unknown data set '{name}'; known: {', '.join(sorted(LAYOUTS))}")
-    return LAYOUTS[name](cfg.DATASET.ROOT, split, cfg.DATASET.DATA_FORMAT)
+    layout = LAYOUTS[name](cfg.DATASET.ROOT, split, cfg.DATASET.DATA_FORMAT).with_given_paths(*given_paths(cfg, is_train))
+    layout.check()
+    return layout
 
 
 def build_dataset(cfg: CfgNode, is_train: bool):
     """The DEKR training set of DATASET.TRAIN (``is_train``) or the test set of DATASET.TEST."""
     if not is_train:
         return build_test_dataset(cfg)
-    layout = _layout(cfg.DATASET.DATASET, "DATASET.DATASET", cfg, cfg.DATASET.TRAIN)
+    layout = _layout(cfg.DATASET.DATASET, "DATASET.DATASET", cfg, cfg.DATASET.TRAIN, is_train=True)
     return dekr_train_dataset(layout, keypoint_set_from_cfg(cfg), cfg.DATASET, cfg.SEED)
 
 
 def build_test_dataset(cfg: CfgNode) -> KeypointTestDataset:
     """Test images of DATASET.TEST read as DATASET.DATASET_TEST (DATASET.DATASET when that is empty)."""
     key = "DATASET.DATASET_TEST" if cfg.DATASET.DATASET_TEST else "DATASET.DATASET"
-    layout = _layout(cfg.DATASET.DATASET_TEST or cfg.DATASET.DATASET, key, cfg, cfg.DATASET.TEST)
-    return KeypointTestDataset(layout, keypoint_set_from_cfg(cfg))
+    layout = _layout(cfg.DATASET.DATASET_TEST or cfg.DATASET.DATASET, key, cfg, cfg.DATASET.TEST, is_train=False)
+    return KeypointTestDataset(layout, keypoint_set_from_cfg(cfg), cfg.DATASET.SKIP_MISSING_IMAGES)

@@ -1,14 +1,32 @@
 """Keypoint sets: joint names, flip pairs, OKS sigmas, drawing skeletons and rescore links, per data set.
 
-Nothing else in posekit assumes a joint count: a custom keypoint set is one more ``KeypointSet`` entry
-registered with ``register_keypoint_set``.
+Nothing else in posekit assumes a joint count. A custom keypoint set is a yaml or json file named by
+``DATASET.KEYPOINT_SET`` (``load_keypoint_set_file``, format in README "Your own data"), one more entry
+registered with ``register_keypoint_set``, or, for ``DATASET.DATASET custom`` without a set, built from the
+names in the annotation json's ``categories[].keypoints`` (``keypoint_set_from_names``).
 """
+import json
+import logging
+import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..utils.errors import ConfigError
+import yaml
+
+from ..utils.errors import ConfigError, DataError
+from .annotations import load_json
+from .dataset_paths import custom_annotation_file, given_paths
 
 Pair = Tuple[int, int]
+Colour = Tuple[int, int, int]
+logger = logging.getLogger(__name__)
+# OKS sigma of every joint of a set built from json names (no sigmas there): COCO's wrist/elbow range,
+# between its face (0.025) and hip (0.107) values. Documented in README "Your own data".
+DEFAULT_SIGMA = 0.05
+# The rescore net normalises by links 9 and 11 (official), so a set's rescore links are either none or 12+.
+MIN_RESCORE_LINKS = 12
+# Annotation files whose derived keypoint set was announced (one warning line per file and process).
+_WARNED_BUILT_FROM = set()
 
 
 @dataclass(frozen=True)
@@ -22,11 +40,16 @@ class KeypointSet:
     skeleton: Tuple[Pair, ...]
     # Links whose vectors and lengths feed the rescore net; links 9 and 11 normalise them (official).
     rescore_links: Tuple[Pair, ...] = field(default=())
+    # (R, G, B) per skeleton link for drawing; empty: colours spread around the hue circle.
+    limb_colours: Tuple[Colour, ...] = field(default=())
 
     def __post_init__(self) -> None:
         k = len(self.joint_names)
         if len(self.sigmas) != k:
             raise ConfigError(f"keypoint set {self.name}: {len(self.sigmas)} sigmas for {k} joints")
+        if self.limb_colours and len(self.limb_colours) != len(self.skeleton):
+            raise ConfigError(f"keypoint set {self.name}: {len(self.limb_colours)} colours for "
+                              f"{len(self.skeleton)} skeleton links")
         for a, b in self.flip_pairs + self.skeleton + self.rescore_links:
             if not (0 <= a < k and 0 <= b < k):
                 raise ConfigError(f"keypoint set {self.name}: pair ({a}, {b}) outside 0..{k - 1}")
@@ -123,18 +146,168 @@ def get_keypoint_set(name: str) -> KeypointSet:
     return _REGISTRY[name]
 
 
-def keypoint_set_from_cfg(cfg) -> KeypointSet:
-    """The keypoint set a config uses: DATASET.KEYPOINT_SET, else the one its DATASET.DATASET names."""
-    name = cfg.DATASET.KEYPOINT_SET
-    if not name:
-        dataset = cfg.DATASET.DATASET
-        # Official configs select flip tables by substring of the data-set name.
-        name = "crowdpose" if "crowd" in dataset else "coco" if "coco" in dataset else dataset
-    keypoint_set = get_keypoint_set(name)
+def is_keypoint_set_file(value: str) -> bool:
+    """Whether a DATASET.KEYPOINT_SET value names a file (.yaml, .yml or .json) rather than a registered set."""
+    return os.path.splitext(value)[1].lower() in (".yaml", ".yml", ".json")
+
+
+def _read_mapping(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle) if path.lower().endswith(".json") else yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"DATASET.KEYPOINT_SET: keypoint set file not found: {path}") from None
+    except (json.JSONDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: not a valid keypoint set file ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a keypoint set file holds a mapping (name, keypoints, flip_pairs, sigmas, "
+                          f"skeleton), got {type(data).__name__}")
+    return data
+
+
+def _name_pairs(data: dict, key: str, index: Dict[str, int], where: str) -> Tuple[Pair, ...]:
+    """``data[key]``: a list of [name, name] pairs as index pairs (absent: none)."""
+    pairs = data.get(key) or []
+    if not isinstance(pairs, list):
+        raise ConfigError(f"{where}: '{key}' must be a list of [name, name] pairs")
+    result = []
+    for pair in pairs:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise ConfigError(f"{where}: '{key}' entry {pair!r} is not a [name, name] pair")
+        unknown = [name for name in pair if name not in index]
+        if unknown:
+            raise ConfigError(f"{where}: '{key}' entry {list(pair)} names {', '.join(map(str, unknown))}, "
+                              f"not in 'keypoints'")
+        result.append((index[pair[0]], index[pair[1]]))
+    return tuple(result)
+
+
+def load_keypoint_set_file(path: str) -> KeypointSet:
+    """A keypoint set from a yaml/json file: name, keypoints, flip_pairs, sigmas, skeleton (pairs of names),
+    optional colors (one [R, G, B] per skeleton link) and rescore_links (pairs of names, 12 or more)."""
+    data = _read_mapping(path)
+    missing = [key for key in ("name", "keypoints", "sigmas") if key not in data]
+    if missing:
+        raise ConfigError(f"{path}: missing {', '.join(missing)} (a keypoint set file needs name, keypoints, "
+                          f"flip_pairs, sigmas, skeleton)")
+    names = data["keypoints"]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names) \
+            or len(set(names)) != len(names):
+        raise ConfigError(f"{path}: 'keypoints' must be a non-empty list of distinct names")
+    index = {name: i for i, name in enumerate(names)}
+    sigmas = data["sigmas"]
+    if not isinstance(sigmas, list) or not all(isinstance(v, (int, float)) and v > 0 for v in sigmas):
+        raise ConfigError(f"{path}: 'sigmas' must be a list of positive numbers, one per keypoint")
+    rescore_links = _name_pairs(data, "rescore_links", index, path)
+    if rescore_links and len(rescore_links) < MIN_RESCORE_LINKS:
+        raise ConfigError(f"{path}: 'rescore_links' needs at least {MIN_RESCORE_LINKS} links (the rescore net "
+                          f"normalises by links 9 and 11), got {len(rescore_links)}")
+    colours = data.get("colors") or []
+    if not all(isinstance(c, (list, tuple)) and len(c) == 3 for c in colours):
+        raise ConfigError(f"{path}: 'colors' must be a list of [R, G, B] triples, one per skeleton link")
+    return KeypointSet(name=str(data["name"]), joint_names=tuple(names),
+                       flip_pairs=_name_pairs(data, "flip_pairs", index, path),
+                       sigmas=tuple(float(v) for v in sigmas),
+                       skeleton=_name_pairs(data, "skeleton", index, path), rescore_links=rescore_links,
+                       limb_colours=tuple(tuple(int(v) for v in c) for c in colours))
+
+
+def _mirrored(name: str) -> Optional[str]:
+    """``name`` with its 'left' word swapped for 'right' ('_'-separated words), or None when it has none."""
+    words = name.split("_")
+    if "left" not in words:
+        return None
+    return "_".join("right" if word == "left" else word for word in words)
+
+
+def keypoint_set_from_names(name: str, joint_names: Sequence[str],
+                            skeleton: Sequence[Sequence[int]] = ()) -> KeypointSet:
+    """A set from keypoint names alone: flip pairs from left/right name pairs, DEFAULT_SIGMA for every joint,
+    ``skeleton`` 1-based as in COCO json categories, no rescore links."""
+    index = {joint: i for i, joint in enumerate(joint_names)}
+    flip_pairs = tuple((i, index[_mirrored(joint)]) for i, joint in enumerate(joint_names)
+                       if _mirrored(joint) in index)
+    links = tuple((a - 1, b - 1) for a, b in skeleton if 1 <= a <= len(joint_names) and 1 <= b <= len(joint_names))
+    return KeypointSet(name=name, joint_names=tuple(joint_names), flip_pairs=flip_pairs,
+                       sigmas=(DEFAULT_SIGMA,) * len(joint_names), skeleton=links)
+
+
+def json_keypoint_categories(categories: Any) -> List[dict]:
+    """The categories of an annotation json that list keypoint names."""
+    if not isinstance(categories, list):
+        return []
+    return [c for c in categories if isinstance(c, dict) and isinstance(c.get("keypoints"), list)]
+
+
+def keypoint_set_from_json_categories(categories: Any, path: str) -> KeypointSet:
+    """The set named by an annotation json's ``categories[].keypoints`` (all alike); one warning on the sigmas."""
+    listed = json_keypoint_categories(categories)
+    if not listed:
+        raise DataError(f"{path}: no categories[].keypoints names to build the keypoint set from; set "
+                        f"DATASET.KEYPOINT_SET to a keypoint set file")
+    first = listed[0]
+    for other in listed[1:]:
+        if other["keypoints"] != first["keypoints"]:
+            raise DataError(f"{path}: categories {first.get('id')} and {other.get('id')} list different keypoints "
+                            f"({first['keypoints']} vs {other['keypoints']})")
+    name = os.path.splitext(os.path.basename(path))[0]
+    keypoint_set = keypoint_set_from_names(name, first["keypoints"], first.get("skeleton") or ())
+    if path not in _WARNED_BUILT_FROM:
+        _WARNED_BUILT_FROM.add(path)
+        logger.warning("keypoint set built from %s: %d keypoints, %d flip pairs from left/right names, every OKS "
+                       "sigma %.3g (set DATASET.KEYPOINT_SET to a keypoint set file for your own)", path,
+                       keypoint_set.num_joints, len(keypoint_set.flip_pairs), DEFAULT_SIGMA)
+    return keypoint_set
+
+
+def check_json_keypoint_names(keypoint_set: KeypointSet, categories: Any, path: str) -> None:
+    """Every ``categories[].keypoints`` of an annotation json must list the set's names in its order."""
+    for category in json_keypoint_categories(categories):
+        if list(category["keypoints"]) != list(keypoint_set.joint_names):
+            raise DataError(f"{path}: category {category.get('id')} ('{category.get('name')}') lists keypoints "
+                            f"{list(category['keypoints'])} but keypoint set '{keypoint_set.name}' has "
+                            f"{list(keypoint_set.joint_names)} (same names in the same order needed; check "
+                            f"DATASET.KEYPOINT_SET)")
+
+
+def default_keypoint_set_name(dataset: str) -> str:
+    """The registered set an official data-set name implies ('' for 'custom': the json's names decide)."""
+    # Official configs select flip tables by substring of the data-set name.
+    return "crowdpose" if "crowd" in dataset else "coco" if "coco" in dataset else \
+        "" if dataset == "custom" else dataset
+
+
+def keypoint_set_named(value: str) -> KeypointSet:
+    """A DATASET.KEYPOINT_SET value: a keypoint set file or a registered name."""
+    return load_keypoint_set_file(value) if is_keypoint_set_file(value) else get_keypoint_set(value)
+
+
+def keypoint_set_from_cfg(cfg, json_categories: Optional[Tuple[Any, str]] = None) -> KeypointSet:
+    """The keypoint set a config uses: DATASET.KEYPOINT_SET (a registered name or a file), else the one its
+    DATASET.DATASET names, else (``custom``) the one an annotation json's categories list: those given as
+    ``(categories, path)``, else those of the config's training or test json."""
+    name = cfg.DATASET.KEYPOINT_SET or default_keypoint_set_name(cfg.DATASET.DATASET)
+    if name:
+        keypoint_set = keypoint_set_named(name)
+    else:
+        categories, path = json_categories or _configured_json_categories(cfg)
+        keypoint_set = keypoint_set_from_json_categories(categories, path)
     if keypoint_set.num_joints != cfg.DATASET.NUM_JOINTS:
         raise ConfigError(f"DATASET.NUM_JOINTS is {cfg.DATASET.NUM_JOINTS} but keypoint set "
-                          f"'{name}' has {keypoint_set.num_joints} joints; set DATASET.KEYPOINT_SET")
+                          f"'{keypoint_set.name}' has {keypoint_set.num_joints} joints; set DATASET.KEYPOINT_SET "
+                          f"or DATASET.NUM_JOINTS and MODEL.NUM_JOINTS")
     return keypoint_set
+
+
+def _configured_json_categories(cfg) -> Tuple[Any, str]:
+    """(categories, path) of the first existing annotation json of the config (training, then test)."""
+    candidates = [given_paths(cfg, is_train)[0] or custom_annotation_file(cfg.DATASET.ROOT, split)
+                  for is_train, split in ((True, cfg.DATASET.TRAIN), (False, cfg.DATASET.TEST))]
+    for path in candidates:
+        if os.path.isfile(path):
+            return load_json(path).get("categories"), path
+    raise ConfigError(f"DATASET.KEYPOINT_SET is empty and no annotation json was found to read keypoint names from "
+                      f"(looked for {', '.join(candidates)}); set DATASET.KEYPOINT_SET to a keypoint set file")
 
 
 for _set in (COCO, CROWDPOSE, DEEPFASHION2_CAT1):

@@ -87,7 +87,7 @@ class MetricsLogger(Hook):
 class Checkpointer(Hook):
     """``checkpoint.pth.tar`` every ``period`` steps (0: at the end of every epoch, with ``model_best.pth.tar``
     as DEKR officially writes it) and when training stops, so a rerun resumes exactly there; and
-    ``final_state.pth.tar`` when the schedule is done."""
+    ``final_state.pth.tar`` (the last weights) whenever training stops, done or not."""
 
     def __init__(self, period: int = 0) -> None:
         self.period = period
@@ -105,9 +105,10 @@ class Checkpointer(Hook):
     def after_train(self, trainer: "Trainer", finished: bool) -> None:
         if self.saved_at != trainer.progress.iteration:
             self.save(trainer)
-        if finished and trainer.context.is_main:
+        if trainer.context.is_main:
             save_torch(trainer.output_dir / FINAL_FILE, trainer.model.state_dict())
-            logger.info("=> saved final weights to %s", trainer.output_dir / FINAL_FILE)
+            logger.info("=> saved the %s weights to %s", "final" if finished else "latest (unfinished run)",
+                        trainer.output_dir / FINAL_FILE)
 
     def save(self, trainer: "Trainer") -> None:
         """Write the resumable checkpoint (main process only)."""

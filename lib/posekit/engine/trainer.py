@@ -5,11 +5,16 @@ and backpropagated, the others are only logged. The loop counts iterations; an e
 resumable sampler over the data set, so epoch-based (DEKR) and iteration-based (detectron2) schedules run
 on it alike. Every process runs the same loop on its share of each epoch; the losses and the stop
 decision are summed over processes once per step, so all processes stop together, whether the time
-budget ran out or the loss stopped being finite.
+budget ran out, SIGTERM / SIGINT (Ctrl-C) arrived, or the loss stopped being finite. A signal ends the
+current step, the hooks save the checkpoint (mid-epoch: the sampler position and the generators' states are
+in it) and ``TrainingInterrupted`` leaves with exit code 128 + the signal number.
 """
+import contextlib
 import itertools
 import logging
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence
@@ -34,6 +39,38 @@ LOSS_PREFIX = "loss"
 
 class TrainingDiverged(PosekitError):
     """The training loss became NaN or infinite."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on SIGTERM or SIGINT after saving its checkpoint; ``exit_code`` is 128 + the signal."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _ignore_interrupts(worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the main process, which stops after the step and saves."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def stop_signals_caught(received: list):
+    """Within the block, SIGTERM and SIGINT append their number to ``received`` instead of ending the process
+    (main thread only; elsewhere signals keep their handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
+                for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def move_to_device(batch: object, device: torch.device) -> object:
@@ -73,11 +110,13 @@ class Trainer:
         self.loader = DataLoader(dataset, batch_size=solver.images_per_batch, sampler=self.sampler,
                                  num_workers=workers, collate_fn=collate_fn,
                                  pin_memory=pin_memory and context.device.type == "cuda",
-                                 generator=torch.Generator().manual_seed(seed))
+                                 generator=torch.Generator().manual_seed(seed),
+                                 worker_init_fn=_ignore_interrupts if workers > 0 else None)
         self.iterations_per_epoch = iterations_per_epoch(self.sampler.num_samples, solver)
         if self.iterations_per_epoch == 0:
             raise DataError("the training set is empty: no image to train on (check the data set's annotations)")
         self.max_iter = solver.schedule.total_iterations(self.iterations_per_epoch)
+        self.signals: list = []  # stop signals received during train()
         self.progress = self._resume_or_start(auto_resume)
         self.train_model = wrap_model(self.model, context,
                                       find_unused_parameters=getattr(model, "has_unused_parameters", False))
@@ -95,22 +134,29 @@ class Trainer:
         return sum(value for name, value in values.items() if name.startswith(LOSS_PREFIX))
 
     def train(self) -> Progress:
-        """Train until the schedule ends or the time budget runs out; return how far training got."""
+        """Train until the schedule ends, the time budget runs out or a stop signal arrives (then, after the
+        hooks saved, raise ``TrainingInterrupted``); return how far training got."""
         started = time.monotonic()
-        for hook in self.hooks:
-            hook.before_train(self)
-        out_of_time = False
-        while self.progress.iteration < self.max_iter and not out_of_time:
-            out_of_time = self._train_epoch(started)
-        if out_of_time:
-            logger.info("=> time limit (%ss) reached: stopping at epoch %d, iteration %d", self.solver.max_time,
-                        *divmod(self.progress.iteration, self.iterations_per_epoch))
-        for hook in self.hooks:
-            hook.after_train(self, finished=self.progress.iteration >= self.max_iter)
+        with stop_signals_caught(self.signals):
+            for hook in self.hooks:
+                hook.before_train(self)
+            stopped = False
+            while self.progress.iteration < self.max_iter and not stopped:
+                stopped = self._train_epoch(started)
+            where = "epoch %d, iteration %d" % divmod(self.progress.iteration, self.iterations_per_epoch)
+            if stopped and not self.signals:
+                logger.info("=> time limit (%ss) reached: stopping at %s", self.solver.max_time, where)
+            for hook in self.hooks:
+                hook.after_train(self, finished=self.progress.iteration >= self.max_iter)
+        if self.signals:
+            name = signal.Signals(self.signals[0]).name
+            raise TrainingInterrupted(self.signals[0], f"{name} received: stopped at {where} after saving "
+                                      f"{self.output_dir / CHECKPOINT_FILE}; rerun with AUTO_RESUME True to continue")
         return self.progress
 
     def _train_epoch(self, started: float) -> bool:
-        """Run the rest of the current epoch (within max_iter); return True when the time budget ran out."""
+        """Run the rest of the current epoch (within max_iter); return True when training must stop (time
+        budget or a stop signal)."""
         epoch, done = divmod(self.progress.iteration, self.iterations_per_epoch)
         self.sampler.set_epoch(epoch, skip=done * self.solver.images_per_batch)
         if hasattr(self.dataset, "set_epoch"):
@@ -135,15 +181,17 @@ class Trainer:
         return False
 
     def _step(self, batch, started: float):
-        """One optimizer step; returns the process-averaged scalars and whether the time budget ran out."""
+        """One optimizer step; returns the process-averaged scalars and whether to stop (time budget or a signal)."""
         batch = move_to_device(batch, self.context.device)
         with self.precision.autocast():
             try:
                 outputs = self.train_model(batch)
             except FloatingPointError as err:  # a model's own finiteness check (e.g. the RPN's boxes)
                 raise self._diverged({"forward": float("nan")}, str(err)) from None
-        # Rank 0's clock decides for everyone, so all processes stop after the same step.
-        out_of_time = self.context.is_main and 0 < self.solver.max_time < time.monotonic() - started
+        # Rank 0's clock decides for everyone, so all processes stop after the same step; a signal to any
+        # process stops them all (torchrun forwards SIGTERM to every one).
+        out_of_time = bool(self.signals) or \
+            (self.context.is_main and 0 < self.solver.max_time < time.monotonic() - started)
         names = list(outputs)
         shared = sum_over_processes(torch.stack([outputs[name].detach().float() for name in names]
                                                 + [torch.tensor(float(out_of_time), device=self.context.device)]),

@@ -133,14 +133,14 @@ def write_results(path: str, records: List[dict]) -> None:
     atomic_write_json(path, records, sort_keys=True, indent=4)
 
 
-def pose_results_to_coco(image_id: int, poses: np.ndarray, scores: np.ndarray) -> List[dict]:
-    """COCO result records (category 1, 3K keypoint floats, score, joint bounding box) for one image's poses."""
+def pose_results_to_coco(image_id: int, poses: np.ndarray, scores: np.ndarray, category_id: int = 1) -> List[dict]:
+    """COCO result records (category_id, 3K keypoint floats, score, joint bounding box) for one image's poses."""
     records = []
     for pose, score in zip(np.asarray(poses, dtype=np.float64), scores):
         low, high = pose[:, :2].min(axis=0), pose[:, :2].max(axis=0)
         records.append({
             "image_id": int(image_id),
-            "category_id": 1,
+            "category_id": int(category_id),
             "keypoints": [float(v) for v in pose.reshape(-1)],
             "score": float(score),
             "bbox": [float(low[0]), float(low[1]), float(high[0] - low[0]), float(high[1] - low[1])],
@@ -170,9 +170,9 @@ class KeypointEvaluator(DatasetEvaluator):
         self._records = []
 
     def process(self, inputs: List[Dict[str, Any]], outputs: List[Tuple[np.ndarray, np.ndarray]]) -> None:
-        """Add the result records of each image's ``(poses, scores)``."""
+        """Add the result records of each image's ``(poses, scores)`` (category 1 unless the item gives one)."""
         for item, (poses, scores) in zip(inputs, outputs):
-            self._records.extend(pose_results_to_coco(item["image_id"], poses, scores))
+            self._records.extend(pose_results_to_coco(item["image_id"], poses, scores, item.get("category_id", 1)))
 
     def evaluate(self) -> Optional[Dict[str, float]]:
         """Write the results file, then score it (None without ground truth)."""

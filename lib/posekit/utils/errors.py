@@ -15,3 +15,7 @@ class DataError(PosekitError):
 
 class CheckpointError(PosekitError):
     """A weights file is missing, unreadable or does not fit the model."""
+
+
+class OutputError(PosekitError):
+    """An output folder or file cannot be written (read-only, no permission, not a folder)."""

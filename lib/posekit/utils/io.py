@@ -5,7 +5,25 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Union
 
+from .errors import OutputError
+
 PathLike = Union[str, os.PathLike]
+
+
+def require_writable_dir(path: PathLike, what: str) -> Path:
+    """Check, creating nothing, that folder ``path`` exists or can be created and written in; OutputError naming
+    ``what`` (e.g. 'OUTPUT_DIR', '--outputDir') and the path otherwise."""
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        reason = f"{existing} is not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        reason = f"{existing} is read-only or not yours"
+    else:
+        return path
+    raise OutputError(f"{what}: cannot write to {path} ({reason}); choose a writable folder")
 
 
 def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:

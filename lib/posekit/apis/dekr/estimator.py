@@ -1,5 +1,7 @@
 """``DekrEstimator``: a configured DEKR model with its weights, ready to estimate poses in images."""
-from typing import Dict, List, Sequence, Tuple
+import logging
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -12,9 +14,10 @@ from ...engine.device import configure_cudnn, resolve_device
 from ...inference.dekr.pipeline import predict_image, predict_images
 from ...models import build_model, prepare_for_inference
 from ...models.dekr import build_rescore_net
-from ...utils.errors import CheckpointError
+from ...utils.errors import CheckpointError, DataError
 
 Prediction = Dict[str, object]
+logger = logging.getLogger(__name__)
 
 
 class DekrEstimator:
@@ -37,7 +40,16 @@ class DekrEstimator:
         self.model = prepare_for_inference(self.model, self.device)
         self.rescore_net = self._load_rescore_net() if cfg.RESCORE.VALID else None
 
-    def _load_rescore_net(self) -> torch.nn.Module:
+    def _load_rescore_net(self) -> Optional[torch.nn.Module]:
+        """The rescore net, or None (said in one line) when the keypoint set has no rescore links or
+        RESCORE.MODEL_FILE does not exist: the official demo never rescores either."""
+        if not self.keypoint_set.rescore_links:
+            logger.warning("keypoint set '%s' has no rescore links: poses are not rescored", self.keypoint_set.name)
+            return None
+        if not os.path.isfile(self.cfg.RESCORE.MODEL_FILE):
+            logger.warning("RESCORE.MODEL_FILE %s not found: poses are not rescored (set RESCORE.VALID False to "
+                           "silence this)", self.cfg.RESCORE.MODEL_FILE or "''")
+            return None
         net = build_rescore_net(self.cfg)
         try:
             load_weights(net, self.cfg.RESCORE.MODEL_FILE, strict=True)
@@ -57,16 +69,28 @@ class DekrEstimator:
         """
         return self.predict_batch([image])[0]
 
-    def predict_batch(self, images: Sequence[Image]) -> List[List[Prediction]]:
+    def predict_batch(self, images: Sequence[Image],
+                      failures: Optional[List[Tuple[int, str]]] = None) -> List[List[Prediction]]:
         """``predict`` for each image, in order; images of one size go through the network as one batch.
 
         All same-size images form a single batch (post-processing stays per image), so pass at most as
-        many as fit in memory, e.g. a few video frames at a time.
+        many as fit in memory, e.g. a few video frames at a time. An unreadable image raises DataError,
+        unless a ``failures`` list is given: then its result is an empty list and ``(index, reason)`` is
+        appended to ``failures``, and the other images are still predicted.
         """
-        arrays = [load_rgb_image(image) for image in images]
+        arrays: List[Optional[np.ndarray]] = []
+        for index, image in enumerate(images):
+            try:
+                arrays.append(load_rgb_image(image))
+            except DataError as err:
+                if failures is None:
+                    raise
+                failures.append((index, str(err)))
+                arrays.append(None)
+        readable = [array for array in arrays if array is not None]
         with torch.inference_mode():
-            results = predict_images(self.model, arrays, self.cfg, self.keypoint_set, self.rescore_net)
-        return [predictions_from_arrays(poses, scores) for poses, scores in results]
+            results = iter(predict_images(self.model, readable, self.cfg, self.keypoint_set, self.rescore_net))
+        return [[] if array is None else predictions_from_arrays(*next(results)) for array in arrays]
 
 
 def predictions_from_arrays(poses: np.ndarray, scores: np.ndarray) -> List[Prediction]:

@@ -67,7 +67,7 @@ def ground_truth_subset(gt_json: str, image_ids: Sequence[int], path: Path) -> s
 
 def scoring_ground_truth(dataset: KeypointTestDataset, count: int, results_file: Path) -> str:
     """The ground-truth json to score the first ``count`` images against: a subset file when not all were run."""
-    if count == len(dataset):
+    if count == len(dataset) and dataset.complete:
         return dataset.gt_json
     image_ids = [dataset.images[index]["id"] for index in range(count)]
     return ground_truth_subset(dataset.gt_json, image_ids, results_file.with_name(f"gt_first_{count}_images.json"))
@@ -84,10 +84,10 @@ def validation_evaluator(cfg: CfgNode, dataset: KeypointTestDataset, count: int,
 
 
 def single_image_batches(dataset: KeypointTestDataset, count: int) -> Iterator[List[dict]]:
-    """The first ``count`` test images, one per batch, as ``[{"image_id": ..., "image": RGB uint8}]``."""
+    """The first ``count`` test images, one per batch, as ``[{"image_id", "category_id", "image": RGB uint8}]``."""
     for index in range(count):
         image_id, image = dataset[index]
-        yield [{"image_id": image_id, "image": image}]
+        yield [{"image_id": image_id, "category_id": dataset.category_id(index), "image": image}]
 
 
 def run_validation(cfg: CfgNode, output: Path) -> Optional[Dict[str, float]]:

@@ -1,5 +1,6 @@
 """What tools/inference_demo.py does for DEKR: poses on every n-th video frame, written as a video, images, csv
-and json (the frame loop and video writing are ``posekit.apis.video``'s)."""
+and json named after the video (the frame loop and video writing are ``posekit.apis.video``'s), or on images,
+each written as ``<name>_pose.jpg``, ``.csv`` and ``.json``."""
 import csv
 import io
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from typing import List, Sequence
 import numpy as np
 
 from ...data.metadata import KeypointSet
-from ...utils.io import atomic_write_json, atomic_write_text
+from ...utils.io import atomic_write_json, atomic_write_text, require_writable_dir
 from ...vis import draw_poses
 from ..family import FRAMES_PER_BATCH
 from ..video import FrameWriter, VideoSource, open_video, process_video
@@ -34,6 +35,13 @@ def csv_header(keypoint_set: KeypointSet) -> List[str]:
     return ["frame", "person", "score"] + [f"{name}_{axis}" for name in keypoint_set.joint_names for axis in "xy"]
 
 
+def csv_text(keypoint_set: KeypointSet, rows: List[list]) -> str:
+    """The header and ``rows`` as csv text."""
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows([csv_header(keypoint_set)] + rows)
+    return text.getvalue()
+
+
 def csv_rows(frame: int, people: Sequence[Prediction]) -> List[list]:
     """One csv row per person of one frame."""
     return [[frame, rank, round(person["score"], 4)]
@@ -47,7 +55,7 @@ def json_people(people: Sequence[Prediction]) -> List[dict]:
 
 
 class PoseVideoWriter(FrameWriter):
-    """Each processed frame: drawn in the video and in ``pose/``, its people in csv and json."""
+    """Each processed frame: drawn in the video and in ``<video stem>_pose/``, its people in csv and json."""
 
     def __init__(self, output_dir: Path, video_stem: str, fps: float, keypoint_set: KeypointSet,
                  vis_threshold: float) -> None:
@@ -66,10 +74,8 @@ class PoseVideoWriter(FrameWriter):
     def close(self, source: VideoSource, step: int) -> VideoDemoOutputs:
         """Finish the video and write the csv and json files."""
         self.finish_video()
-        text = io.StringIO()
-        csv.writer(text, lineterminator="\n").writerows([csv_header(self.keypoint_set)] + self.rows)
-        csv_path, json_path = self.output_dir / "pose-data.csv", self.output_dir / "pose-data.json"
-        atomic_write_text(csv_path, text.getvalue())
+        csv_path, json_path = self.data_path(".csv"), self.data_path(".json")
+        atomic_write_text(csv_path, csv_text(self.keypoint_set, self.rows))
         atomic_write_json(json_path, {"video": source.path, "fps": source.fps, "frame_step": step,
                                       "keypoint_names": list(self.keypoint_set.joint_names),
                                       "frames": self.frames}, indent=1)
@@ -94,6 +100,7 @@ def run_video_demo(estimator: DekrEstimator, source: VideoSource, output_dir: st
 def dekr_video_demo(cfg, args) -> str:
     """tools/inference_demo.py for DEKR: run the demo the parsed arguments describe; return the summary."""
     video = open_video(args.videoFile)  # before the model loads, so a wrong path fails at once
+    require_writable_dir(args.outputDir, "--outputDir")
     outputs = run_video_demo(DekrEstimator(cfg), video, args.outputDir, args.inferenceFps, args.visthre,
                              show_progress=cfg.TEST.LOG_PROGRESS, batch_size=args.batchSize)
     return (f"processed {outputs.frames} frames of {args.videoFile}\n"

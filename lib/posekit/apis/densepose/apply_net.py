@@ -6,7 +6,6 @@ x2, y2; scores (N,) float32; labels_K uint8 (h, w) and uv_K float32 (2, h, w) of
 next to a json index ``<output>`` listing each image with its npz name, size, boxes and scores. ``show`` writes
 one PNG per image; NNNN is the image's 1-based position, inserted before the extension as the official tool does.
 """
-import glob
 import io
 import os
 from pathlib import Path
@@ -24,25 +23,9 @@ from ...vis.densepose import (draw_bbox, draw_dp_contour, draw_dp_segm, draw_dp_
                               write_png)
 from .estimator import DensePoseEstimator, Person
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_MIN_SCORE = 0.8
 VISUALIZERS: Dict[str, Callable[[np.ndarray, Sequence[Person]], np.ndarray]] = {
     "bbox": draw_bbox, "dp_segm": draw_dp_segm, "dp_u": draw_dp_u, "dp_v": draw_dp_v, "dp_contour": draw_dp_contour}
-
-
-def input_images(spec: str) -> List[str]:
-    """The images named by ``spec``: a file, the images of a folder, or a glob's matches, sorted."""
-    if os.path.isfile(spec):
-        return [spec]
-    if os.path.isdir(spec):
-        candidates = [os.path.join(spec, name) for name in os.listdir(spec)]
-    else:
-        candidates = glob.glob(spec)
-    images = sorted(path for path in candidates
-                    if os.path.isfile(path) and path.lower().endswith(IMAGE_EXTENSIONS))
-    if not images:
-        raise DataError(f"{spec}: no image found (expected an image file, a folder of images or a glob)")
-    return images
 
 
 def visualizer_names(spec: str) -> List[str]:

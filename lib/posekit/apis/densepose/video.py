@@ -54,7 +54,7 @@ class DensePoseVideoWriter(FrameWriter):
     def close(self, source: VideoSource, step: int) -> DensePoseVideoOutputs:
         """Finish the video and write the json file."""
         self.finish_video()
-        json_path = self.output_dir / "densepose-data.json"
+        json_path = self.data_path(".json")
         atomic_write_json(json_path, {"video": source.path, "fps": source.fps, "frame_step": step,
                                       "frames": self.frames})
         return DensePoseVideoOutputs(self.video_path, self.image_dir, json_path, len(self.frames))

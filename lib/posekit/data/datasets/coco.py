@@ -4,11 +4,6 @@ import os
 from .keypoints import DatasetLayout, image_source
 
 
-def coco_results_image_id(file_name: str) -> int:
-    """COCO results use the image number: the last 12 characters of the file name's stem."""
-    return int(os.path.splitext(os.path.basename(file_name))[0][-12:])
-
-
 def coco_layout(root: str, split: str, data_format: str) -> DatasetLayout:
     """The COCO-format layout of ``split`` under ``root`` (also used by converted DeepFashion2 files)."""
     # test-dev has only image information; its images ship in the test2017 folder.
@@ -19,5 +14,4 @@ def coco_layout(root: str, split: str, data_format: str) -> DatasetLayout:
     source, zipped = image_source(os.path.join(images, f"{image_set}.zip"), os.path.join(images, image_set),
                                   data_format)
     return DatasetLayout(annotation_file=os.path.join(root, "annotations", annotation_name),
-                         image_source=source, zipped=zipped, masks_from_segments=True,
-                         small_person_rule=True, results_image_id=coco_results_image_id)
+                         image_source=source, zipped=zipped, masks_from_segments=True, small_person_rule=True)
