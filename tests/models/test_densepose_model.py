@@ -181,6 +181,6 @@ def test_unsupported_settings_name_their_keys():
     with pytest.raises(ConfigError, match="MODEL.ROI_DENSEPOSE_HEAD.UV_CONFIDENCE.ENABLED"):
         tiny_densepose("MODEL.ROI_DENSEPOSE_HEAD.UV_CONFIDENCE.ENABLED", "True")
     with pytest.raises(ConfigError, match="MODEL.ROI_DENSEPOSE_HEAD.NAME"):
-        tiny_densepose("MODEL.ROI_DENSEPOSE_HEAD.NAME", "DensePoseKTNHead")
+        tiny_densepose("MODEL.ROI_DENSEPOSE_HEAD.NAME", "DensePoseNoSuchHead")
     with pytest.raises(ConfigError, match="MODEL.ROI_DENSEPOSE_HEAD.PREDICTOR_NAME"):
         tiny_densepose("MODEL.ROI_DENSEPOSE_HEAD.PREDICTOR_NAME", "DensePoseEmbeddingPredictor")
