@@ -4,6 +4,7 @@ from pathlib import Path
 
 from posekit.apis.dekr.validation import evaluation_kind, ground_truth_subset, results_path, with_default_model_file
 from posekit.config import load_cfg
+from posekit.data import build_test_dataset
 
 
 def test_results_file_name_and_default_weights(repo_root):
@@ -24,7 +25,8 @@ def test_ground_truth_subset_keeps_only_the_chosen_images(samples_dir, tmp_path)
     gt_json = samples_dir / "coco/annotations/person_keypoints_val2017.json"
     full = json.loads(gt_json.read_text())
     chosen = [full["images"][1]["id"]]
-    subset = json.loads(Path(ground_truth_subset(str(gt_json), chosen, tmp_path / "gt.json")).read_text())
+    dataset = build_test_dataset(load_cfg(None, ["DATASET.ROOT", str(samples_dir / "coco")]))
+    subset = json.loads(Path(ground_truth_subset(dataset, chosen, tmp_path / "gt.json")).read_text())
     assert [image["id"] for image in subset["images"]] == chosen
     expected_annotations = [ann for ann in full["annotations"] if ann["image_id"] == chosen[0]]
     assert subset["annotations"] == expected_annotations and expected_annotations

@@ -50,6 +50,7 @@ class KeypointFile:
     has_annotations: bool
     num_joints: Optional[int] = None  # K of the file's keypoints; None when no annotation carries any
     categories: List[dict] = dataclass_field(default_factory=list)  # the file's 'categories' (empty when absent)
+    derived: bool = False  # whether some annotation got a derived iscrowd / num_keypoints / area
 
 
 ANNOTATION_FIELDS = ("id", "image_id", "keypoints", "iscrowd", "num_keypoints")
@@ -114,7 +115,7 @@ def load_keypoint_file(path: str, num_joints: Optional[int], extra_fields: Seque
     """Load and check a keypoint file; ``extra_fields`` are further per-annotation fields a reader needs.
 
     With an int ``num_joints`` every annotation carries ``keypoints`` of that many joints plus ``iscrowd`` and
-    ``num_keypoints``. With None keypoints are optional (detector files), but those present must all have the
+    ``num_keypoints`` (derived when absent, as ``area`` from the box: one warning line per field). With None keypoints are optional (detector files), but those present must all have the
     same joint count. With ``masks_from_segments``, crowd and unlabelled annotations must carry a segmentation
     (COCO loss mask).
     """
@@ -125,7 +126,7 @@ def load_keypoint_file(path: str, num_joints: Optional[int], extra_fields: Seque
     by_image: Dict[int, List[dict]] = defaultdict(list)
     has_annotations = "annotations" in data
     file_joints = num_joints
-    derivable = ("iscrowd", "num_keypoints", *extra_fields) if num_joints is not None else ()
+    derivable = tuple(DERIVED_FIELDS) if num_joints is not None else ()
     derived: Counter = Counter()
     for ann in require_list(data, "annotations", path) if has_annotations else []:
         _derive_missing_fields(ann, derivable, derived)
@@ -138,7 +139,7 @@ def load_keypoint_file(path: str, num_joints: Optional[int], extra_fields: Seque
     _warn_derived(path, derived)
     categories = data.get("categories")
     return KeypointFile(path, images, dict(by_image), has_annotations, file_joints,
-                        categories if isinstance(categories, list) else [])
+                        categories if isinstance(categories, list) else [], bool(derived))
 
 
 def keypoint_array(ann: dict, num_joints: int) -> np.ndarray:

@@ -6,7 +6,6 @@ from typing import Dict, Iterator, List, Optional, Sequence
 from yacs.config import CfgNode
 
 from ...data import build_test_dataset
-from ...data.annotations import load_json
 from ...data.datasets import KeypointTestDataset
 from ...data.metadata import KeypointSet, keypoint_set_from_cfg
 from ...engine.training_state import BEST_FILE
@@ -55,22 +54,25 @@ def evaluation_kind(cfg: CfgNode) -> str:
     return "crowdpose" if "crowd" in (cfg.DATASET.DATASET_TEST or cfg.DATASET.DATASET) else "coco"
 
 
-def ground_truth_subset(gt_json: str, image_ids: Sequence[int], path: Path) -> str:
-    """Write the ground truth restricted to ``image_ids`` to ``path`` (so a TEST.MAX_IMAGES run scores fairly)."""
-    data = load_json(gt_json)
+def ground_truth_subset(dataset: KeypointTestDataset, image_ids: Sequence[int], path: Path) -> str:
+    """Write the ground truth of ``image_ids`` to ``path`` as read (derived iscrowd / num_keypoints / area
+    included), so a TEST.MAX_IMAGES run scores fairly."""
+    keypoint_file = dataset.keypoint_file
+    by_image = keypoint_file.annotations_by_image
     wanted = set(image_ids)
-    data["images"] = [image for image in data["images"] if image["id"] in wanted]
-    data["annotations"] = [ann for ann in data.get("annotations", []) if ann["image_id"] in wanted]
-    atomic_write_json(path, data)
+    atomic_write_json(path, {"images": [image for image in keypoint_file.images if image["id"] in wanted],
+                             "annotations": [ann for image_id in image_ids for ann in by_image.get(image_id, [])],
+                             "categories": keypoint_file.categories})
     return str(path)
 
 
 def scoring_ground_truth(dataset: KeypointTestDataset, count: int, results_file: Path) -> str:
-    """The ground-truth json to score the first ``count`` images against: a subset file when not all were run."""
-    if count == len(dataset) and dataset.complete:
+    """The ground-truth json to score the first ``count`` images against: the json itself, else (a subset,
+    images left out as missing, or derived fields) a file written beside the results."""
+    if count == len(dataset) and dataset.complete and not dataset.keypoint_file.derived:
         return dataset.gt_json
     image_ids = [dataset.images[index]["id"] for index in range(count)]
-    return ground_truth_subset(dataset.gt_json, image_ids, results_file.with_name(f"gt_first_{count}_images.json"))
+    return ground_truth_subset(dataset, image_ids, results_file.with_name(f"gt_first_{count}_images.json"))
 
 
 def validation_evaluator(cfg: CfgNode, dataset: KeypointTestDataset, count: int,

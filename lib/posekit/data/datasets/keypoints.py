@@ -207,6 +207,7 @@ class KeypointTestDataset(Dataset):
         check_json_keypoint_names(keypoint_set, keypoint_file.categories, layout.annotation_file)
         if not keypoint_file.images:
             raise DataError(f"{layout.annotation_file}: the json lists no images: nothing to test on")
+        self.keypoint_file = keypoint_file
         self.images = present_images(layout, keypoint_file.images, skip_missing)
         self.complete = len(self.images) == len(keypoint_file.images)
         self.has_annotations = keypoint_file.has_annotations
