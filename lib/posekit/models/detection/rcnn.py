@@ -59,6 +59,10 @@ class GeneralizedRCNN(nn.Module):
             targets = [self._targets(item) for item in batched_inputs]
             proposals, rpn_losses = self.proposal_generator(image_sizes, features, [t.gt_boxes for t in targets])
             _, roi_losses = self.roi_heads(features, self._as_instances(proposals, image_sizes), targets)
+            # Image-level branches of the ROI heads (AMANet's semantic masks) read the items themselves.
+            image_losses = getattr(self.roi_heads, "image_losses", None)
+            if image_losses is not None:
+                roi_losses.update(image_losses(features, batched_inputs))
             return {**rpn_losses, **roi_losses}
         proposals, _ = self.proposal_generator(image_sizes, features, None)
         detections, _ = self.roi_heads(features, self._as_instances(proposals, image_sizes))
