@@ -22,8 +22,10 @@ FILES = {
 
 
 def test_every_detector_and_densepose_file_is_covered():
+    # Families built on DensePose R-CNN (KTN, AMANet) share the folder and pin their files in their own tests.
     shipped = {str(p.relative_to(EXPERIMENTS)) for folder in ("coco/detector", "densepose_coco")
-               for p in (EXPERIMENTS / folder).glob("*.yaml") if not p.name.startswith("Base-")}
+               for p in (EXPERIMENTS / folder).glob("*.yaml") if not p.name.startswith("Base-")
+               and family_of(load_cfg(str(p))).name in ("detector", "densepose")}
     assert shipped <= set(FILES)
 
 
