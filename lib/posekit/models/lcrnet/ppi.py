@@ -61,74 +61,80 @@ def select_proposals(scores: ArrayLike, score_threshold: Optional[float] = None,
     return roi_index, class_index, selected, threshold
 
 
-def _pose_boxes(pose2d: Tensor, iou_func: str, image_size: Tuple[int, int]) -> Tensor:
+def _pose_boxes(pose2d: np.ndarray, iou_func: str, image_size: Tuple[int, int]) -> np.ndarray:
     """The release's grouping boxes: bounds of the 2D joints (torso + head for bbox_torsohead), each corner
     clipped to [0, W - 1] x [0, H - 1]."""
     joints = pose2d[:, list(TORSO_HEAD_JOINTS)] if iou_func == "bbox_torsohead" else pose2d
     height, width = image_size
-    high = pose2d.new_tensor([width - 1, height - 1])
-    low = joints.min(dim=1).values.clamp(min=0).minimum(high)
-    top = joints.max(dim=1).values.clamp(min=0).minimum(high)
-    return torch.cat([low, top], dim=1)
+    high = np.array([width - 1, height - 1], pose2d.dtype)
+    low = np.minimum(np.maximum(joints.min(axis=1), 0), high)
+    top = np.minimum(np.maximum(joints.max(axis=1), 0), high)
+    return np.concatenate([low, top], axis=1)
 
 
-def _close_to(best: int, candidates: Tensor, boxes: Tensor, pose2d: Tensor, iou_func: str,
-              th_iou: float) -> Tensor:
+def _mean_distance(poses: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Mean over joints of the Euclidean distance of each pose (N, J, D) to ``reference`` (J, D)."""
+    return np.sqrt(((poses - reference) ** 2).sum(axis=2)).mean(axis=1)
+
+
+def _close_to(best: int, candidates: np.ndarray, boxes: np.ndarray, pose2d: np.ndarray, iou_func: str,
+              th_iou: float) -> np.ndarray:
     """Mask over ``candidates`` of the proposals grouped with proposal ``best`` (lcrnet.md 4.2)."""
     if iou_func in ("bbox", "bbox_torsohead"):
         # Detectron's "+1" box areas, as both official versions.
-        return pairwise_iou(boxes[candidates], boxes[best:best + 1], legacy_plus_one=True)[:, 0] > th_iou
+        iou = pairwise_iou(torch.from_numpy(boxes[candidates]), torch.from_numpy(boxes[best:best + 1]),
+                           legacy_plus_one=True)
+        return iou[:, 0].numpy() > th_iou
     name = iou_func[:-2] if iou_func.endswith("LR") else iou_func
     joints = list(range(pose2d.shape[1])) if name == "mje" else list(DISTANCE_JOINTS[name])
     reference = pose2d[best, joints]
-    distance = (pose2d[candidates][:, joints] - reference).norm(dim=2).mean(dim=1)
+    distance = _mean_distance(pose2d[candidates][:, joints], reference)
     if iou_func.endswith("LR"):
         # Consistent swap: the candidate's left and right joints exchange both coordinates.
         mirrored = [_MIRROR.get(joint, joint) for joint in joints]
-        swapped = (pose2d[candidates][:, mirrored] - reference).norm(dim=2).mean(dim=1)
-        distance = torch.minimum(distance, swapped)
+        distance = np.minimum(distance, _mean_distance(pose2d[candidates][:, mirrored], reference))
     longer_side = (boxes[best, 2:] - boxes[best, :2] + 1).max()
     return distance / (2 * longer_side) < th_iou
 
 
-def _group(scores: Tensor, boxes: Tensor, pose2d: Tensor, iou_func: str, th_iou: float) -> List[Tensor]:
+def _group(scores: np.ndarray, boxes: np.ndarray, pose2d: np.ndarray, iou_func: str,
+           th_iou: float) -> List[np.ndarray]:
     """Greedy grouping: the best remaining proposal takes every remaining one close to it (itself included)."""
-    remaining = torch.ones(len(scores), dtype=torch.bool)
+    remaining = np.arange(len(scores))
     groups = []
-    while remaining.any():
-        candidates = torch.nonzero(remaining).squeeze(1)
-        best = int(candidates[scores[candidates].argmax()])
-        members = candidates[_close_to(best, candidates, boxes, pose2d, iou_func, th_iou)]
-        remaining[members] = False
-        remaining[best] = False
-        groups.append(members)
+    while len(remaining):
+        best = int(remaining[scores[remaining].argmax()])
+        close = _close_to(best, remaining, boxes, pose2d, iou_func, th_iou) | (remaining == best)
+        groups.append(remaining[close])
+        remaining = remaining[~close]
     return groups
 
 
-def _modes(group: Tensor, scores: Tensor, pose2d: Tensor, pose3d: Tensor, upper_body: Tensor,
-           th_pose3d: float, min_mode_score: float, upper_body_weight: float) -> List[Dict[str, Any]]:
+def _modes(group: np.ndarray, scores: np.ndarray, pose2d: np.ndarray, pose3d: np.ndarray,
+           upper_body: np.ndarray, th_pose3d: float, min_mode_score: float,
+           upper_body_weight: float) -> List[Dict[str, Any]]:
     """The modes of one group (lcrnet.md 4.1 step 3): score-weighted means of the group's proposals within
     ``th_pose3d`` (mean 3D joint distance) of the best one not yet used."""
-    group_scores, group2d, group3d = scores[group], pose2d[group], pose3d[group]
-    joints = torch.cat([group2d, group3d], dim=2)
+    group_scores, group3d = scores[group], pose3d[group]
+    joints = np.concatenate([pose2d[group], group3d], axis=2)
     # Upper-body anchors frame half a person: their legs are guesses, worth ``upper_body_weight``.
-    leg_factor = torch.ones_like(group_scores)
-    leg_factor[upper_body[group]] = upper_body_weight
+    leg_factor = np.where(upper_body[group], upper_body_weight, 1.0).astype(group_scores.dtype)
     lower = list(LOWER_BODY_JOINTS)
-    unused = group_scores.clone()
+    unused = group_scores.copy()
     modes: List[Dict[str, Any]] = []
     while True:
         best = int(unused.argmax())
         if unused[best] < 0 or (group_scores[best] < min_mode_score and modes):
             break
-        near = (group3d - group3d[best]).norm(dim=2).mean(dim=1) < th_pose3d
-        weights = torch.where(near, group_scores, 0)
-        mean = torch.tensordot(weights, joints, dims=1) / weights.sum()
-        leg_weights = weights * leg_factor
-        mean[lower] = torch.tensordot(leg_weights, joints[:, lower], dims=1) / leg_weights.sum()
-        modes.append({"members": group[near], "score": weights.sum(), "pose2d": mean[:, :2], "pose3d": mean[:, 2:]})
+        members = np.flatnonzero(_mean_distance(group3d, group3d[best]) < th_pose3d)
+        weights = group_scores[members]
+        mean = np.tensordot(weights, joints[members], axes=1) / weights.sum()
+        leg_weights = weights * leg_factor[members]
+        mean[lower] = np.tensordot(leg_weights, joints[members][:, lower], axes=1) / leg_weights.sum()
+        modes.append({"members": group[members], "score": weights.sum(), "pose2d": mean[:, :2],
+                      "pose3d": mean[:, 2:]})
         # Used proposals leave the race for the next mode centre (scores are >= 0, so -1 marks them).
-        unused[near] = -1
+        unused[members] = -1
         unused[best] = -1
     return modes
 
@@ -156,13 +162,12 @@ def integrate_poses(scores: ArrayLike, boxes: ArrayLike, pose2d: ArrayLike, pose
     A person's score is the sum of its best mode's proposal scores and is kept when > ``th_persondetect``.
     """
     _check_arguments(iou_func, grouping_boxes, th_pose3d, upper_body_weight)
-    as_numpy = isinstance(scores, np.ndarray)
-    poses2d, poses3d = torch.as_tensor(pose2d), torch.as_tensor(pose3d)
-    roi_index, class_index, selected, _ = select_proposals(torch.as_tensor(scores), score_threshold, min_proposals)
+    poses2d, poses3d = _numpy(pose2d), _numpy(pose3d)
+    roi_index, class_index, selected, _ = select_proposals(_numpy(scores), score_threshold, min_proposals)
     proposal2d, proposal3d = poses2d[roi_index, class_index], poses3d[roi_index, class_index]
-    selected = selected.to(poses3d.dtype)
+    selected = selected.astype(poses3d.dtype)
     if grouping_boxes == "roi":
-        group_boxes = torch.as_tensor(boxes).to(poses2d.dtype)[roi_index]
+        group_boxes = _numpy(boxes).astype(poses2d.dtype)[roi_index]
     else:
         group_boxes = _pose_boxes(proposal2d, iou_func, (int(image_size[0]), int(image_size[1])))
     upper_body = class_index + 1 > num_full_body_classes
@@ -172,28 +177,32 @@ def integrate_poses(scores: ArrayLike, boxes: ArrayLike, pose2d: ArrayLike, pose
         modes = _modes(group, selected, proposal2d, proposal3d, upper_body, th_pose3d, min_mode_score,
                        upper_body_weight)
         all_modes.append(modes)
-        best = max(range(len(modes)), key=lambda index: (modes[index]["score"], -index))
+        best = int(np.argmax([mode["score"] for mode in modes]))
         if modes[best]["score"] > th_persondetect:
             people.append(modes[best])
-    order = sorted(range(len(people)), key=lambda index: -float(people[index]["score"]))
+    people.sort(key=lambda person: -person["score"])  # stable: ties keep the group order
     joints = poses2d.shape[-2]
-    result = {"scores": torch.stack([people[i]["score"] for i in order]) if people else selected.new_zeros(0),
-              "pose2d": torch.stack([people[i]["pose2d"] for i in order]) if people else
-              poses2d.new_zeros(0, joints, 2),
-              "pose3d": torch.stack([people[i]["pose3d"] for i in order]) if people else
-              poses3d.new_zeros(0, joints, 3)}
+    result = {"scores": np.array([person["score"] for person in people], selected.dtype),
+              "pose2d": np.stack([person["pose2d"] for person in people]) if people else
+              np.zeros((0, joints, 2), poses2d.dtype),
+              "pose3d": np.stack([person["pose3d"] for person in people]) if people else
+              np.zeros((0, joints, 3), poses3d.dtype)}
     if return_intermediates:
         result.update(proposals={"roi_index": roi_index, "class_index": class_index, "score": selected,
                                  "pose2d": proposal2d, "pose3d": proposal3d, "boxes": group_boxes},
                       groups=groups, modes=all_modes)
-    return _to_numpy(result) if as_numpy else result
+    return result if isinstance(scores, np.ndarray) else _to_torch(result)
 
 
-def _to_numpy(value: Any) -> Any:
-    if isinstance(value, Tensor):
-        return value.numpy()
+def _numpy(values: ArrayLike) -> np.ndarray:
+    return values.detach().cpu().numpy() if isinstance(values, Tensor) else np.asarray(values)
+
+
+def _to_torch(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value)
     if isinstance(value, dict):
-        return {key: _to_numpy(item) for key, item in value.items()}
+        return {key: _to_torch(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_to_numpy(item) for item in value]
+        return [_to_torch(item) for item in value]
     return value
