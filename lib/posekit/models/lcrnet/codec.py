@@ -149,15 +149,15 @@ def decode_poses(boxes: ArrayLike, pose_deltas: ArrayLike, anchor_poses: ArrayLi
     as_numpy = isinstance(pose_deltas, np.ndarray)
     deltas = torch.as_tensor(pose_deltas)
     anchors = torch.as_tensor(anchor_poses).to(deltas.dtype)
-    boxes = torch.as_tensor(boxes).to(deltas.dtype)
     num_classes, width = anchors.shape
     if deltas.shape[1] != width * (num_classes + 1):
         raise ConfigError(f"pose_deltas have {deltas.shape[1]} columns; {num_classes} anchors of {width} numbers "
                           f"need {width * (num_classes + 1)} (background slot included)")
     delta2d, delta3d = split_poses(deltas.reshape(-1, num_classes + 1, width)[:, 1:])
     anchor2d, anchor3d = split_poses(anchors)
-    origin, sides = _box_origin_and_sides(boxes)
-    # The release's order of operations (corner + anchor * side + side * delta), so float results match it.
+    # As the release: box sides in the boxes' own dtype, then corner + anchor * side + side * delta, in this
+    # order, so float results match it.
+    origin, sides = (part.to(deltas.dtype) for part in _box_origin_and_sides(torch.as_tensor(boxes)))
     pose2d = origin[:, None] + anchor2d * sides[:, None] + sides[:, None] * delta2d
     pose3d = anchor3d + delta3d
     if as_numpy:
