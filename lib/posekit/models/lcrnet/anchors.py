@@ -175,7 +175,9 @@ def kmeans(vectors: np.ndarray, num_clusters: int, seed: int = 0, restarts: int 
 
 
 def _squared_distances(vectors: np.ndarray, means: np.ndarray) -> np.ndarray:
-    return ((vectors[:, None, :] - means[None, :, :]) ** 2).sum(axis=2)
+    """(N, K) squared distances, |v|^2 - 2 v.m + |m|^2: memory N x K, not N x K x D (millions of poses)."""
+    squared = (vectors ** 2).sum(axis=1)[:, None] - 2 * vectors @ means.T + (means ** 2).sum(axis=1)[None, :]
+    return np.maximum(squared, 0)
 
 
 def _kmeans_plus_plus(vectors: np.ndarray, num_clusters: int, rng: np.random.Generator) -> np.ndarray:
