@@ -102,3 +102,9 @@ def test_evaluator_reads_records_and_writes_results(people, tmp_path):
     assert metrics["MPJPE"] == pytest.approx(0, abs=1e-9) and metrics["people"] == 2
     written = json.loads((tmp_path / "people.json").read_text())
     assert written["root"] == "pelvis" and [p["gt_id"] for p in written["people"]] == [70, 71]
+
+
+def test_joint_sets_must_agree(people):
+    pose2d, pose3d = people
+    with pytest.raises(ValueError, match="image None: predictions have 12 joints, the ground truth 13"):
+        evaluate_people(one_per_image(pose2d[:, :12], pose3d[:, :12]), one_per_image(pose2d, pose3d))

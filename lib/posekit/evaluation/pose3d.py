@@ -121,6 +121,9 @@ def _image_records(prediction: Mapping[str, Any], truth: Mapping[str, Any], root
     pred2d, pred3d, scores = (_numpy(prediction[key]) for key in ("pose2d", "pose3d", "scores"))
     gt2d, gt3d = _numpy(truth["pose2d"]), _numpy(truth["pose3d"])
     image_id = truth.get("image_id")
+    if len(pred2d) and len(gt2d) and pred2d.shape[1] != gt2d.shape[1]:
+        raise ValueError(f"image {image_id}: predictions have {pred2d.shape[1]} joints, the ground truth "
+                         f"{gt2d.shape[1]}; score a model with the joint set of its data")
     ids = list(truth.get("ids", range(len(gt2d))))
     matched = dict((gt, pred) for pred, gt in match_people(pred2d, scores, gt2d, iou_threshold))
     records = []
