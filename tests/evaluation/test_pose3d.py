@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from posekit.evaluation.pose3d import Pose3DEvaluator, evaluate_people, procrustes_align
+from posekit.utils.errors import ConfigError
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "samples" / "h36m" / "test_h36m_body3d.npz"
 H36M_TO_LCR = [3, 6, 2, 5, 1, 4, 16, 13, 15, 12, 14, 11, 10]
@@ -106,5 +107,5 @@ def test_evaluator_reads_records_and_writes_results(people, tmp_path):
 
 def test_joint_sets_must_agree(people):
     pose2d, pose3d = people
-    with pytest.raises(ValueError, match="image None: predictions have 12 joints, the ground truth 13"):
+    with pytest.raises(ConfigError, match="image None: predictions have 12 joints, the ground truth 13"):
         evaluate_people(one_per_image(pose2d[:, :12], pose3d[:, :12]), one_per_image(pose2d, pose3d))

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..models.lcrnet.codec import split_poses
+from ..utils.errors import ConfigError
 from ..utils.io import atomic_write_json
 from .evaluator import DatasetEvaluator
 
@@ -109,7 +110,7 @@ def evaluate_people(predictions: Sequence[Mapping[str, Any]], ground_truth: Sequ
     output); ``ground_truth[i]``: "pose2d" (G, J, 2), "pose3d" (G, J, 3), optional "image_id" and "ids".
     """
     if root not in ROOT_JOINTS:
-        raise ValueError(f"root must be one of {', '.join(ROOT_JOINTS)}, got '{root}'")
+        raise ConfigError(f"root must be one of {', '.join(ROOT_JOINTS)}, got '{root}'")
     records: List[dict] = []
     for prediction, truth in zip(predictions, ground_truth):
         records.extend(_image_records(prediction, truth, root, iou_threshold))
@@ -122,7 +123,7 @@ def _image_records(prediction: Mapping[str, Any], truth: Mapping[str, Any], root
     gt2d, gt3d = _numpy(truth["pose2d"]), _numpy(truth["pose3d"])
     image_id = truth.get("image_id")
     if len(pred2d) and len(gt2d) and pred2d.shape[1] != gt2d.shape[1]:
-        raise ValueError(f"image {image_id}: predictions have {pred2d.shape[1]} joints, the ground truth "
+        raise ConfigError(f"image {image_id}: predictions have {pred2d.shape[1]} joints, the ground truth "
                          f"{gt2d.shape[1]}; score a model with the joint set of its data")
     ids = list(truth.get("ids", range(len(gt2d))))
     matched = dict((gt, pred) for pred, gt in match_people(pred2d, scores, gt2d, iou_threshold))
