@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..models.lcrnet.codec import split_poses
-from ..utils.errors import ConfigError
+from ..utils.errors import ConfigError, DataError
 from ..utils.io import atomic_write_json
 from .evaluator import DatasetEvaluator
 
@@ -194,7 +194,7 @@ class Pose3DEvaluator(DatasetEvaluator):
         """Keep each image's people for ``evaluate``."""
         for item, output in zip(inputs, outputs):
             if item["image_id"] not in self._truth:
-                raise KeyError(f"image_id {item['image_id']} is not in the evaluator's ground truth")
+                raise DataError(f"image_id {item['image_id']} is not in the evaluator's ground truth")
             self._image_ids.append(item["image_id"])
             self._predictions.append(output)
 
