@@ -76,8 +76,10 @@ def test_round_trip_encode_then_decode_returns_gt():
     boxes_t, anchors_t, poses_t = map(torch.from_numpy, (boxes, anchors, poses))
     classes = codec.assign_classes(poses_t, boxes_t, anchors_t)
     targets = codec.encode_targets(poses_t, boxes_t, classes, anchors_t)
-    deltas, mask = codec.expand_targets(targets, classes, K)
-    assert mask.sum().item() == len(boxes) * 5 * J
+    # Each RoI's targets in its class's slot (slot 0 background), the layout of lcrnet.md 3.6.
+    deltas = torch.zeros(len(boxes), K + 1, 5 * J, dtype=torch.float64)
+    deltas[torch.arange(len(boxes)), classes] = targets
+    deltas = deltas.reshape(len(boxes), -1)
     pose2d, pose3d = codec.decode_poses(boxes_t, deltas, anchors_t)
     rows = torch.arange(len(boxes))
     decoded = codec.join_poses(pose2d[rows, classes - 1], pose3d[rows, classes - 1])
@@ -96,14 +98,6 @@ def test_class_assignment_matches_brute_force():
         normalized[J:2 * J] = (poses[r, J:2 * J] - y1) / (y2 - y1)
         distances = [np.sqrt(((normalized - anchor) ** 2).sum()) for anchor in anchors]
         assert classes[r].item() == int(np.argmin(distances)) + 1
-
-
-def test_background_rows_get_no_target_slot():
-    targets = torch.ones(3, 5 * J, dtype=torch.float64)
-    full, mask = codec.expand_targets(targets, torch.tensor([0, 2, 0]), K)
-    assert full.shape == (3, 5 * J * (K + 1))
-    assert mask[0].sum() == 0 and mask[2].sum() == 0
-    assert mask[1, 2 * 5 * J:3 * 5 * J].sum() == 5 * J and mask[1].sum() == 5 * J
 
 
 def test_flip_mirrors_swaps_sides_and_stays_torso_centred():

@@ -124,20 +124,6 @@ def encode_targets(poses: Tensor, boxes: Tensor, classes: Tensor, anchor_poses: 
     return normalize_poses(poses, boxes) - anchor_poses.to(poses.dtype)[classes - 1]
 
 
-def expand_targets(targets: Tensor, classes: Tensor, num_classes: int) -> Tuple[Tensor, Tensor]:
-    """Per-class slots (lcrnet.md 3.6-3.7): targets (N, 5J) and labels 0..K -> (N, 5J(K+1)) targets and 0/1 mask.
-
-    Row i gets its targets in slot ``classes[i]`` with mask 1 there; background rows (label 0) stay all 0.
-    """
-    rows, width = targets.shape
-    full = targets.new_zeros(rows, num_classes + 1, width)
-    mask = targets.new_zeros(rows, num_classes + 1, width)
-    foreground = torch.nonzero(classes > 0).squeeze(1)
-    full[foreground, classes[foreground]] = targets[foreground]
-    mask[foreground, classes[foreground]] = 1
-    return full.reshape(rows, -1), mask.reshape(rows, -1)
-
-
 def decode_poses(boxes: ArrayLike, pose_deltas: ArrayLike, anchor_poses: ArrayLike) -> Tuple[ArrayLike, ArrayLike]:
     """Every class's pose in every box (lcrnet.md 3.8): pose2d (R, K, J, 2) pixels, pose3d (R, K, J, 3) metres.
 
