@@ -4,12 +4,12 @@ The release trains its semantic branch on pre-rendered PNGs (``dp_seg_images``) 
 ``render_person_mask`` rebuilds such a mask from a catalog record: the union of the non-crowd person annotations'
 ``segmentation`` (COCO polygons or RLE) and, for annotations without one, of their 14 DensePose part masks
 (``dp_masks``, a 256 x 256 canvas over the box) resized onto the box. Values are 0 / 255, as in the release.
-``mask_path`` names a record's mask in a folder (``<image file stem>.png``) and ``read_person_mask`` reads it
+``write_person_masks`` writes them (tools/render_semseg_masks.py); ``mask_path`` names a record's mask in a folder (``<image file stem>.png``) and ``read_person_mask`` reads it
 back as a float mask in [0, 1], failing clearly when the file is missing or has the wrong size;
 ``PersonMaskMapper`` adds it to DensePose training items as ``sem_seg``.
 """
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -18,6 +18,7 @@ import pycocotools.mask as mask_utils
 from yacs.config import CfgNode
 
 from ..utils.errors import DataError
+from ..utils.io import atomic_write
 from .densepose_mapper import DensePoseMapper
 from .detection_mapper import PERSON_CATEGORY_ID
 from .instance_transforms import _decode as decode_rle
@@ -117,3 +118,21 @@ class PersonMaskMapper(DensePoseMapper):
                                         "width": record["width"]}, seed_sequence)["image"][0]
         item["sem_seg"] = moved.float() / MASK_VALUE
         return item
+
+
+def write_person_masks(records: Sequence[Dict[str, Any]], folder: str) -> List[str]:
+    """Render every record's person mask into ``folder`` (``mask_path`` names), each PNG written atomically."""
+    written = []
+    for record in records:
+        path = mask_path(folder, record["file_name"])
+        ok, encoded = cv2.imencode(MASK_SUFFIX, render_person_mask(record))
+        if not ok:
+            raise DataError(f"{path}: could not encode the mask as PNG")
+        atomic_write(path, lambda tmp, data=encoded.tobytes(): _write_bytes(tmp, data))
+        written.append(path)
+    return written
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)

@@ -6,6 +6,8 @@
   terms included). With SEMSEG_ON the semantic branch (a Panoptic-FPN head on SEM_SEG_HEAD.IN_FEATURES, 2
   classes, ``dp_semseg_head``) adds ``loss_dp_sem_seg`` against the items' ``sem_seg`` person masks (padded as
   the images, bilinearly resized to its map, > 0.5), x SEMSEG_WEIGHTS; its output feeds nothing else, as released.
+* ``convert_official_state_dict``: AMANet checkpoints' names (KTN's rules, and the AMA head's shared
+  ``body_conv_fcn1..8`` into its ``body``); every other AMANet name is posekit's.
 * Test: KTN's: ``pred_keypoints`` from K, the foreground softmax(M)[1] > FG_MASK_THRESHOLD (0.3, AMANet's
   hard-coded value) as ``pred_densepose_coarse_segm``, so DensePose R-CNN's chart results and tools apply.
 """
@@ -21,7 +23,7 @@ from ...utils.errors import ConfigError, DataError
 from ..densepose.losses import select_densepose_rois
 from ..densepose.roi_heads import Decoder
 from ..detection.roi_heads import ROI_HEADS_REGISTRY, Losses
-from ..ktn.roi_heads import KTNROIHeads
+from ..ktn.roi_heads import PREFIX, KTNROIHeads
 from ..layers import ShapeSpec
 from .head import DensePoseAMAHead
 from .losses import AMALosses
@@ -101,6 +103,12 @@ class DensePoseAMAROIHeads(KTNROIHeads):
         resized = F.interpolate(torch.stack(masks)[:, None], size=logits.shape[2:], mode="bilinear",
                                 align_corners=False)[:, 0]
         return {SEMSEG_LOSS: F.cross_entropy(logits, (resized > SEMSEG_THRESHOLD).long()) * self.semseg_weight}
+
+    def convert_official_state_dict(self, state_dict: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """KTN's conversion, then the AMA head's shared stack: ``densepose_head.body_conv_fcnK`` -> its ``body``."""
+        official = f"{PREFIX}densepose_head.body_conv_fcn"
+        return {name.replace(official, f"{PREFIX}densepose_head.body.body_conv_fcn", 1): value
+                for name, value in super().convert_official_state_dict(state_dict).items()}
 
 
 ROI_HEADS_REGISTRY.register("DensePoseAMAROIHeads", DensePoseAMAROIHeads)
