@@ -19,12 +19,12 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..models.lcrnet.codec import split_poses
+from ..models.lcrnet.codec import TORSO_JOINTS, split_poses
 from ..utils.errors import ConfigError, DataError
 from ..utils.io import atomic_write_json
 from .evaluator import DatasetEvaluator
 
-ROOT_JOINTS = {"pelvis": (4, 5), "torso": (4, 5, 10, 11)}
+ROOT_JOINTS = {"pelvis": (4, 5), "torso": TORSO_JOINTS}
 LEFT_SHOULDER, RIGHT_HIP = 11, 4
 MATCH_IOU = 0.5
 PCK3D_MM = 150.0

@@ -76,11 +76,6 @@ def join_poses(pose2d: Tensor, pose3d: Tensor) -> Tensor:
     return joints.transpose(-1, -2).reshape(*joints.shape[:-2], -1)
 
 
-def torso_centre(pose3d: Tensor) -> Tensor:
-    """The 3D origin of LCR poses, the mean of both hips and both shoulders (lcrnet.md 1.4): (..., J, 3) -> (..., 3)."""
-    return pose3d[..., list(TORSO_JOINTS), :].mean(dim=-2)
-
-
 def _box_origin_and_sides(boxes: Tensor) -> Tuple[Tensor, Tensor]:
     """(N, 1, 2) corner (x1, y1) and sides (w, h) with w = x2 - x1, no "+1" (lcrnet.md 1.3)."""
     return boxes[:, None, :2], (boxes[:, 2:] - boxes[:, :2])[:, None, :]
@@ -91,13 +86,6 @@ def normalize_poses(poses: Tensor, boxes: Tensor) -> Tensor:
     pose2d, pose3d = split_poses(poses)
     origin, sides = _box_origin_and_sides(boxes.to(poses.dtype))
     return join_poses((pose2d - origin) / sides, pose3d)
-
-
-def denormalize_poses(poses: Tensor, boxes: Tensor) -> Tensor:
-    """The inverse of ``normalize_poses``: 2D box units -> pixels; 3D unchanged."""
-    pose2d, pose3d = split_poses(poses)
-    origin, sides = _box_origin_and_sides(boxes.to(poses.dtype))
-    return join_poses(origin + pose2d * sides, pose3d)
 
 
 def _check_anchor_width(poses: Tensor, anchor_poses: Tensor) -> None:
