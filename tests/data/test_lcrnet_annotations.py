@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from posekit.data import lcrnet_annotations as lcr
-from posekit.data.catalog import get_dataset_records
+from posekit.data.catalog import dataset_metadata
 from posekit.models.safe_pickle import load_safe_pickle
 from posekit.utils.errors import DataError
 
@@ -26,7 +26,7 @@ def pose_parts(pose):
 
 @pytest.fixture(scope="module")
 def samples():
-    return get_dataset_records("h36m_lcrnet_samples")
+    return lcr.load_lcrnet_json(str(H36M / "h36m_lcrnet_samples.json"), str(H36M))
 
 
 def test_committed_sample_json_is_what_the_tool_writes(tmp_path):
@@ -131,3 +131,7 @@ def test_csv_reader_groups_by_basename_and_names_bad_rows(tmp_path):
     text.write_text(csv_row("a.jpg", [1, "two", 3, 4]) + "\n")
     with pytest.raises(DataError, match=r"text.csv: row 1: could not convert string to float: 'two'"):
         lcr.read_pseudo_gt_csv(str(text))
+
+
+def test_sample_set_is_registered():
+    assert dataset_metadata("h36m_lcrnet_samples")["json_file"].endswith("samples/h36m/h36m_lcrnet_samples.json")
