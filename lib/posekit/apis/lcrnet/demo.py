@@ -1,7 +1,8 @@
 """LCR-Net's demo (the release's demo.py / demo2.py, lcrnet.md 7): people with 2D and 3D poses found in an image,
 the images of a folder, or a video's frames, each drawn as the release's two-panel figure and listed in a json.
 
-Images: ``<output>/<image stem>_lcrnet.png`` per image and ``<output>/lcrnet_results.json``
+Images: ``<output>/<name>_lcrnet.png`` per image (<name>: the image's path relative to the inputs' common folder,
+without extension) and ``<output>/lcrnet_results.json``
 ({"images": [{"file_name", "height", "width", "people": [person, ...]}]}). Videos (also through
 tools/inference_demo.py): the figures of every processed frame as ``lcrnet/lcrnet_%08d.jpg`` and
 ``<video stem>_lcrnet.avi``, and ``lcrnet-data.json`` ({"video", "fps", "frame_step", "frames": [{"frame",
@@ -14,16 +15,18 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import cv2
 import numpy as np
 from yacs.config import CfgNode
 
 from ...data.detection_mapper import read_image
+from ...data.lcrnet_annotations import image_size_of
 from ...utils.errors import DataError
 from ...utils.io import atomic_write_json, require_writable_dir
 from ...vis.pose3d import draw_pose_figure, write_pose_figure
+from ..images import output_stems
 from ..video import FrameWriter, VideoSource, open_video, process_video
 from .estimator import LCRNetEstimator, Person
 
@@ -66,39 +69,39 @@ def is_video(path: str) -> bool:
     return os.path.isfile(path) and path.lower().endswith(VIDEO_EXTENSIONS)
 
 
-def _folder_images(folder: str) -> Tuple[Dict[str, np.ndarray], List[str]]:
-    """The decodable images of ``folder`` by path, sorted, and the other files (each skipped with a warning)."""
-    images: Dict[str, np.ndarray] = {}
-    skipped: List[str] = []
-    for name in sorted(os.listdir(folder)):
-        path = os.path.join(folder, name)
-        if not os.path.isfile(path):
-            continue
+def input_files(source: str) -> List[str]:
+    """An image file itself, or every file of a folder, sorted (the images among them are found by decoding)."""
+    if os.path.isdir(source):
+        return sorted(os.path.join(source, name) for name in os.listdir(source)
+                      if os.path.isfile(os.path.join(source, name)))
+    if os.path.isfile(source):
+        if image_size_of(source) is None:
+            raise DataError(f"{source}: not an image nor a video ({', '.join(VIDEO_EXTENSIONS)})")
+        return [source]
+    raise DataError(f"{source}: no such image, folder or video")
+
+
+def run_image_demo(estimator: LCRNetEstimator, paths: Sequence[str], output_dir: str,
+                   strict: bool = False) -> DemoOutputs:
+    """The figure and people of every image among ``paths`` (module docstring); a path that is not a decodable
+    image is skipped with a warning naming it (an error with ``strict``), and none being one is an error."""
+    output = require_writable_dir(output_dir, "--output")
+    figures, entries, skipped = [], [], []
+    for path, stem in output_stems(paths):
         try:
-            images[path] = read_image(path)
+            image = read_image(path)
         except DataError as err:
+            if strict:
+                raise
             logger.warning("skipped %s: not an image (%s)", path, err)
             skipped.append(path)
-    if not images:
-        raise DataError(f"{folder}: no decodable image in this folder")
-    return images, skipped
-
-
-def run_image_demo(estimator: LCRNetEstimator, source: str, output_dir: str) -> DemoOutputs:
-    """The figure and people of an image or of every image of a folder (module docstring)."""
-    if os.path.isdir(source):
-        images, skipped = _folder_images(source)
-    elif os.path.isfile(source):
-        images, skipped = {source: read_image(source)}, []
-    else:
-        raise DataError(f"{source}: no such image, folder or video")
-    output = require_writable_dir(output_dir, "--output")
-    figures, entries = [], []
-    for path, image in images.items():
+            continue
         people = estimator.predict(image)
-        figures.append(write_pose_figure(output / f"{Path(path).stem}{FIGURE_SUFFIX}", image, people))
+        figures.append(write_pose_figure(output / stem.parent / f"{stem.name}{FIGURE_SUFFIX}", image, people))
         entries.append({"file_name": path, "height": image.shape[0], "width": image.shape[1],
                         "people": [person_record(p) for p in people]})
+    if not entries:
+        raise DataError(f"none of the {len(paths)} inputs is a decodable image (first: {paths[0] if paths else '-'})")
     json_path = output / RESULTS_FILE
     atomic_write_json(json_path, {"images": entries}, indent=1)
     return DemoOutputs(figures, json_path, skipped)
@@ -146,11 +149,15 @@ def lcrnet_video_demo(cfg: CfgNode, args: argparse.Namespace) -> str:
     return outputs.summary()
 
 
+def lcrnet_image_demo(cfg: CfgNode, args: argparse.Namespace) -> str:
+    """tools/inference_demo.py --image / --imageDir for LCR-Net: the image demo of ``args.images``."""
+    return run_image_demo(LCRNetEstimator(cfg), args.images, args.outputDir, args.strict).summary()
+
+
 def lcrnet_demo(cfg: CfgNode, source: str, output_dir: str, inference_fps: float = 10) -> DemoOutputs:
     """tools/lcrnet_demo.py: the image, folder or video demo of ``source`` (by what it is)."""
     if is_video(source):
         video = open_video(source)
         return run_video_demo(LCRNetEstimator(cfg), video, output_dir, inference_fps, vis_threshold=0.0, batch_size=1)
-    if not os.path.exists(source):
-        raise DataError(f"{source}: no such image, folder or video")
-    return run_image_demo(LCRNetEstimator(cfg), source, output_dir)
+    paths = input_files(source)  # before the model loads, so a wrong path fails at once
+    return run_image_demo(LCRNetEstimator(cfg), paths, output_dir)
