@@ -1,5 +1,6 @@
 """``make demo``: train the tiny sample DEKR for a few minutes, test it on the sample images, run the video demo;
-then train a tiny DensePose R-CNN on the DensePose samples for a minute and draw its IUV output on a photo.
+then train a tiny DensePose R-CNN on the DensePose samples for a minute and draw its IUV output on a photo;
+then train a tiny LCR-Net on the Human3.6M samples for 90 s and draw its 2D + 3D poses on one of them.
 
 Every step is the user's own command line, run as a subprocess of this Python and printed before it runs.
 """
@@ -27,6 +28,11 @@ DENSEPOSE_IMAGE = "data/samples/densepose/demo_im.jpg"
 DENSEPOSE_OUTPUT = "output/densepose_demo/demo_im_dp_segm.png"
 # apply_net numbers its outputs, one per input image, as detectron2's does.
 DENSEPOSE_SHOWN = "output/densepose_demo/demo_im_dp_segm.0001.png"
+LCRNET_CFG = "experiments/samples/lcrnet_tiny_h36m.yaml"
+# Bounded on 2 CPU cores (about 200 iterations when the machine is free): enough for it to find the sample people.
+LCRNET_SECONDS = 90
+LCRNET_IMAGE = "data/samples/h36m/S8/S8_WalkDog_1.55011271/S8_WalkDog_1.55011271_000026.jpg"
+LCRNET_OUTPUT = "output/lcrnet_demo"
 
 OFFICIAL_WEIGHTS_HELP = """\
 These weights were trained for {seconds} s on four sample images: they show that training, testing and the
@@ -62,25 +68,31 @@ def trained_weights(run_dir: Path) -> Path:
 
 
 def main() -> int:
-    """Run the five demo steps and say where their outputs are."""
+    """Run the seven demo steps and say where their outputs are."""
     run_dir = output_dir(load_cfg(str(REPO / SAMPLE_CFG)), SAMPLE_CFG)
     densepose_dir = output_dir(load_cfg(str(REPO / DENSEPOSE_CFG)), DENSEPOSE_CFG)
+    lcrnet_dir = output_dir(load_cfg(str(REPO / LCRNET_CFG)), LCRNET_CFG)
     try:
-        run_step(f"1/5 train the tiny sample model for at most {TRAIN_SECONDS} s", "train.py",
+        run_step(f"1/7 train the tiny sample model for at most {TRAIN_SECONDS} s", "train.py",
                  ["--cfg", SAMPLE_CFG, "TRAIN.MAX_TIME", str(TRAIN_SECONDS)])
         weights = str(trained_weights(run_dir))
-        run_step("2/5 test it on data/samples/coco (AP table)", "valid.py",
+        run_step("2/7 test it on data/samples/coco (AP table)", "valid.py",
                  ["--cfg", SAMPLE_CFG, "TEST.MODEL_FILE", weights])
-        run_step(f"3/5 run the video demo on {SAMPLE_VIDEO}", "inference_demo.py",
+        run_step(f"3/7 run the video demo on {SAMPLE_VIDEO}", "inference_demo.py",
                  ["--cfg", SAMPLE_CFG, "--videoFile", SAMPLE_VIDEO, "--outputDir", VIDEO_OUTPUT,
                   "TEST.MODEL_FILE", weights])
-        run_step(f"4/5 train a tiny DensePose R-CNN on data/samples/densepose_coco ({DENSEPOSE_ITERATIONS} "
+        run_step(f"4/7 train a tiny DensePose R-CNN on data/samples/densepose_coco ({DENSEPOSE_ITERATIONS} "
                  f"iterations)", "train.py",
                  ["--cfg", DENSEPOSE_CFG, "SOLVER.MAX_ITER", str(DENSEPOSE_ITERATIONS), "SOLVER.STEPS",
                   f"({DENSEPOSE_ITERATIONS * 4 // 5},)", "SOLVER.CHECKPOINT_PERIOD", str(DENSEPOSE_ITERATIONS)])
-        run_step(f"5/5 draw its DensePose output on {DENSEPOSE_IMAGE}", "apply_net.py",
+        run_step(f"5/7 draw its DensePose output on {DENSEPOSE_IMAGE}", "apply_net.py",
                  ["show", DENSEPOSE_CFG, str(densepose_dir / FINAL_FILE), DENSEPOSE_IMAGE, "dp_segm,bbox",
                   "--min_score", "0.3", "--output", DENSEPOSE_OUTPUT])
+        run_step(f"6/7 train a tiny LCR-Net on data/samples/h36m for at most {LCRNET_SECONDS} s", "train.py",
+                 ["--cfg", LCRNET_CFG, "SOLVER.MAX_TIME", str(LCRNET_SECONDS)])
+        run_step(f"7/7 draw its 2D and 3D poses on {LCRNET_IMAGE}", "lcrnet_demo.py",
+                 ["--cfg", LCRNET_CFG, "--input", LCRNET_IMAGE, "--output", LCRNET_OUTPUT,
+                  "MODEL.WEIGHTS", str(lcrnet_dir / FINAL_FILE)])
     except StepFailed as failure:
         print(failure, file=sys.stderr)
         return 1
@@ -91,6 +103,11 @@ def main() -> int:
           f"  DensePose weights and loss curves:         {densepose_dir}/\n"
           f"  DensePose parts drawn on the photo:        {DENSEPOSE_SHOWN} (a minute of training on three crops\n"
           f"                                             of one person: it shows the pipeline, not accuracy)\n"
+          f"  LCR-Net weights and loss curves:           {lcrnet_dir}/\n"
+          f"  LCR-Net figure (2D skeletons over the image, 3D poses below) and people json:\n"
+          f"                                             {LCRNET_OUTPUT}/{Path(LCRNET_IMAGE).stem}_lcrnet.png,\n"
+          f"                                             {LCRNET_OUTPUT}/lcrnet_results.json (90 s of training on\n"
+          f"                                             four images: it shows the pipeline, not accuracy)\n"
           f"  tensorboard logs:                          log/\n\n"
           + OFFICIAL_WEIGHTS_HELP.format(seconds=TRAIN_SECONDS))
     return 0
