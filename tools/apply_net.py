@@ -6,11 +6,13 @@ INPUT is an image, a folder of images or a glob; --opts KEY VALUE ... overrides 
 Visualisations: bbox, dp_segm, dp_u, dp_v, dp_contour (comma-separated, drawn in that order).
 """
 import argparse
+import os
 from typing import List, Optional
 
 from posekit.apis.cli import run_tool
 from posekit.apis.densepose.apply_net import DEFAULT_MIN_SCORE, apply_net_cfg, dump, show, visualizer_names
 from posekit.apis.images import input_images
+from posekit.utils.io import require_writable_dir
 from posekit.apis.densepose.estimator import DensePoseEstimator
 
 DEFAULT_VISUALIZATIONS = "dp_contour,bbox"
@@ -48,6 +50,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Run the action the command line names."""
     args = build_parser().parse_args(argv)
     images = input_images(args.input)  # before the model loads, so a wrong input fails at once
+    require_writable_dir(os.path.dirname(os.path.abspath(args.output)), "--output")
     if args.action == "show":
         names = visualizer_names(args.visualizations or args.visualizations_positional or DEFAULT_VISUALIZATIONS)
     estimator = DensePoseEstimator(apply_net_cfg(args.config, args.model, args.min_score, args.nms_thresh, args.opts))

@@ -22,6 +22,8 @@ HAND21 = str(REPO / "experiments" / "keypoint_sets" / "hand21.yaml")
 AP10K_NAMES = ["left_eye", "right_eye", "nose", "neck", "root_of_tail", "left_shoulder", "left_elbow",
                "left_front_paw", "right_shoulder", "right_elbow", "right_front_paw", "left_hip", "left_knee",
                "left_back_paw", "right_hip", "right_knee", "right_back_paw"]
+# AP-10K's json has several animal categories (ids 26 and 1 here), all with the same keypoints.
+AP10K_CATEGORIES = [{"id": 26, "name": "dog", "keypoints": AP10K_NAMES}, {"id": 1, "name": "cat", "keypoints": AP10K_NAMES}]
 # AI Challenger's 14 keypoints list right joints first; CrowdPose's (same count) left first.
 AIC_NAMES = ["right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow", "left_wrist", "right_hip",
              "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "head_top", "neck"]
@@ -76,7 +78,8 @@ def test_hand_set_file_gives_names_links_sigmas_and_colours():
 
 
 def test_json_set_file_maps_names_to_indices_and_checks_them(tmp_path):
-    spec = {"name": "stick", "keypoints": ["head", "left_foot", "right_foot"], "flip_pairs": [["left_foot", "right_foot"]],
+    spec = {"name": "stick", "keypoints": ["head", "left_foot", "right_foot"],
+            "flip_pairs": [["left_foot", "right_foot"]],
             "sigmas": [0.1, 0.2, 0.2], "skeleton": [["head", "left_foot"], ["head", "right_foot"]]}
     path = tmp_path / "stick.json"
     path.write_text(json.dumps(spec))
@@ -116,7 +119,7 @@ def test_json_keypoint_names_must_match_the_set(tmp_path, samples_dir):
 
 
 def test_set_built_from_the_json_names_with_one_warning(tmp_path, caplog):
-    categories = [{"id": 26, "name": "dog", "keypoints": AP10K_NAMES}, {"id": 1, "name": "cat", "keypoints": AP10K_NAMES}]
+    categories = AP10K_CATEGORIES
     write_set(tmp_path, "train", ["a.jpg"], [person(1, 1000, 17, category_id=26)], categories)
     cfg = custom_cfg(tmp_path, 17)
     with caplog.at_level(logging.WARNING):
@@ -185,7 +188,7 @@ def test_empty_sets_are_errors_naming_the_file(tmp_path):
 def test_ids_and_categories_come_from_the_json(tmp_path):
     # Non-numeric, nested and repeated file names; two keypoint categories (AP-10K: 26 and 1).
     names = ["seqA/000000.jpg", "seqB/000000.jpg", "img_ab12f.png", "OCHuman-like name.jpg"]
-    categories = [{"id": 26, "name": "dog", "keypoints": AP10K_NAMES}, {"id": 1, "name": "cat", "keypoints": AP10K_NAMES}]
+    categories = AP10K_CATEGORIES
     annotations = [person(1, 1000, 17, category_id=26), person(2, 1007, 17, category_id=1),
                    person(3, 1014, 17, category_id=26), person(4, 1014, 17, category_id=26, offset=40.0),
                    person(5, 1021, 17, category_id=1)]

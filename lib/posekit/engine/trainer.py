@@ -213,6 +213,6 @@ class Trainer:
         kept = f"the last good checkpoint {checkpoint} is kept" if checkpoint.is_file() else "no checkpoint was written"
         epoch, iteration = divmod(self.progress.iteration, self.iterations_per_epoch)
         terms = ", ".join(f"{name} {value}" for name, value in values.items())
-        return TrainingDiverged(f"training diverged at epoch {epoch}, iteration {iteration} ({reason}): {terms}; stopped "
-                                f"before updating the weights, {kept} (try a lower learning rate, no mixed "
+        return TrainingDiverged(f"training diverged at epoch {epoch}, iteration {iteration} ({reason}): {terms}; "
+                                f"stopped before updating the weights, {kept} (try a lower learning rate, no mixed "
                                 f"precision, or check the data)")
