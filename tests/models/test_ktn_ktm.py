@@ -1,5 +1,7 @@
 """KTN's knowledge transfer machines (densepose.md 3.4, 3.5, 12): the generated I kernel on small hand-made
 weights against a direct computation, eval-mode caching, and relation matrices of the wrong shape."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,9 @@ import torch.nn.functional as F
 
 from posekit.models.ktn import DensePoseKptRelationPredictor, KTNv2Predictor, relation_parameter
 from posekit.utils.errors import ConfigError
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 C, K, PATCHES, CHARTS, D = 2, 3, 3, 4, 5  # head channels, keypoints, charts (+ background), box feature width
 
@@ -130,3 +135,25 @@ def test_relation_matrix_of_the_wrong_shape_names_its_key():
     with pytest.raises(ConfigError, match=r"KPT_SURF_RELATION_DIR: relation matrix of shape \(17, 25\), "
                                           r"expected \(25, 17\)"):
         relation_parameter(np.zeros((17, 25)), 17, 25, "MODEL.ROI_DENSEPOSE_HEAD.KPT_SURF_RELATION_DIR")
+
+
+def test_a_graph_file_of_the_wrong_shape_is_named_in_the_error(tmp_path):
+    from posekit.config import load_cfg
+    from posekit.models import build_model
+    from posekit.utils.errors import DataError
+    graph = tmp_path / "kpt_surf_crkg.npz"
+    np.savez(graph, kpt_surf=np.zeros((25, 17)))  # transposed: the model's orientation, not the stored one
+    cfg = load_cfg(str(EXPERIMENTS / "samples/ktn_tiny.yaml"), ["MODEL.ROI_DENSEPOSE_HEAD.KPT_SURF_RELATION_DIR", str(graph)])
+    with pytest.raises(DataError, match=rf"{graph}: graph 'kpt_surf' has shape \(25, 17\), expected \(17, 25\)"):
+        build_model(cfg)
+
+
+def test_without_graph_files_the_matrices_start_from_the_anatomical_rules():
+    from posekit.config import load_cfg
+    from posekit.models import build_model
+    predictor = build_model(load_cfg(str(EXPERIMENTS / "samples/ktnv2_tiny.yaml"))).roi_heads.densepose_predictor
+    kpt = predictor.kpt_crgk_matrix  # charts x keypoints
+    # The left wrist (keypoint 10, 1-based) covers charts 4, 19 and 21: 0.3 there, 0 elsewhere, 0 for background.
+    assert torch.nonzero(kpt[:, 9]).flatten().tolist() == [4, 19, 21] and torch.allclose(kpt[[4, 19, 21], 9],
+                                                                                         torch.tensor(0.3))
+    assert not predictor.bbox_crgk_matrix.any()  # the person graph has no rules

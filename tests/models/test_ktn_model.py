@@ -13,6 +13,7 @@ from posekit.models import build_model
 from posekit.models.ktn import export_keypoint_classifier, mask_foreground_logits
 from posekit.structures import Instances
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 # Input files the meta-device builds do without (the structure does not depend on them).
 NO_FILES = [f"MODEL.ROI_DENSEPOSE_HEAD.{key}" for key in (

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from yacs.config import CfgNode
 
+from ...data.knowledge_graphs import build_relation_graphs, load_relation_graph
 from ...utils.errors import CheckpointError, ConfigError
 from ..densepose.predictor import BODY_MASK_CHANNELS, DENSEPOSE_PREDICTOR_REGISTRY
 from ..detection.keypoint_head import keypoint_deconv, msra_fill_all, upsample
@@ -38,7 +39,7 @@ BOX_ROWS = 6  # person class + background scores, 4 box-regression rows
 # Relation graphs by npz key: (sources, config key of their file), stored sources x (NUM_PATCHES + 1).
 RELATION_GRAPHS = {"kpt_surf": "KPT_SURF_RELATION_DIR", "part_surf": "PART_SURF_RELATION_DIR",
                    "person_surf": "BBOX_SURF_RELATION_DIR"}
-RANDOM_RELATION_STD = 0.001  # KTNv2-hist's initialisation of a matrix it had no graph for
+RANDOM_RELATION_STD = 0.001  # N(0, 0.001): how KTNv2-hist and AMANet initialise matrices without a graph
 
 
 def flatten_classifier(weight: Tensor) -> Tensor:
@@ -60,16 +61,18 @@ def transfer_mlp(in_features: int, out_features: int) -> nn.Sequential:
 
 
 def relation_matrix(path: str, name: str, sources: int, charts: int, key: str) -> Tensor:
-    """The (charts, sources) float32 relation matrix of graph ``name`` stored sources x charts in ``path``;
-    without a file (``key`` empty) N(0, 0.001) entries, as KTNv2-hist initialised its ungraphed matrices."""
-    if not path:
-        logger.warning("%s is empty: the %s relation matrix starts random (N(0, %g)), not from a knowledge graph",
-                       key, name, RANDOM_RELATION_STD)
-        return torch.randn(charts, sources) * RANDOM_RELATION_STD
-    from ...data.knowledge_graphs import load_relation_graph  # the graph module of tools/build_knowledge_graph.py
-    graph = np.asarray(load_relation_graph(path, name, (sources, charts)))
-    if graph.shape != (sources, charts):
-        raise ConfigError(f"{key}: {path}: graph '{name}' has shape {graph.shape}, expected ({sources}, {charts})")
+    """The (charts, sources) float32 relation matrix of graph ``name`` stored sources x charts in the npz ``path``
+    (tools/build_knowledge_graph.py); without a file (``key`` empty) the graph the tool builds without GloVe and
+    Visual Genome: the anatomical rules x 0.3 (zero for the person graph, which has no rules), densepose.md 3.6."""
+    if path:
+        graph = load_relation_graph(path, name, (sources, charts))
+    else:
+        logger.warning("%s is empty: the %s relation matrix starts from the anatomical rules x 0.3, not from a "
+                       "knowledge graph", key, name)
+        graph = build_relation_graphs()[name]
+        if graph.shape != (sources, charts):
+            raise ConfigError(f"{key}: the rule graph '{name}' is {graph.shape}, the model needs ({sources}, "
+                              f"{charts}); give a graph file")
     return torch.from_numpy(graph.T.astype(np.float32))
 
 
