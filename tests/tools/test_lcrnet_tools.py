@@ -11,9 +11,12 @@ import pytest
 import torch
 
 from posekit.apis.cli import run_tool
+from posekit.apis.lcrnet import LCRNetEstimator
+from posekit.apis.lcrnet.demo import append_pseudo_gt_csv, pseudo_gt_row
 from posekit.config import load_cfg
 from posekit.data.catalog import get_dataset_records
 from posekit.data.detection_mapper import DetectionMapper
+from posekit.data.lcrnet_annotations import read_pseudo_gt_csv
 from posekit.data.lcrnet_mapper import LCRNetMapper
 from posekit.engine.loss_curve import HEIGHT as PANEL_HEIGHT, WIDTH as PANEL_WIDTH
 from posekit.engine.training_state import CHECKPOINT_FILE, FINAL_FILE, checkpoint_loss_history, read_checkpoint
@@ -123,8 +126,13 @@ def test_demo_writes_the_figure_and_json_and_names_skipped_files(trained, tmp_pa
     results = json.loads((output / "lcrnet_results.json").read_text())
     assert [entry["file_name"] for entry in results["images"]] == [str(inputs / "s1.jpg")]
     assert (results["images"][0]["height"], results["images"][0]["width"]) == (1002, 1000)
-    for person in results["images"][0]["people"]:
-        assert np.asarray(person["pose2d"]).shape == (13, 2) and np.asarray(person["pose3d"]).shape == (13, 3)
+    cfg = load_cfg(TINY, [*opts, "MODEL.WEIGHTS", str(folder / "output" / RUN / FINAL_FILE)])
+    expected = LCRNetEstimator(cfg).predict(str(IMAGE))
+    found = results["images"][0]["people"]
+    assert [p["score"] for p in found] == pytest.approx([p["score"] for p in expected])
+    for person, reference in zip(found, expected):
+        np.testing.assert_allclose(person["pose2d"], reference["pose2d"])
+        np.testing.assert_allclose(person["pose3d"], reference["pose3d"])
 
 
 def test_plot_losses_draws_a_run_from_its_checkpoint_and_its_log(trained, tmp_path, capsys):
@@ -217,3 +225,21 @@ def test_figure_draws_left_green_right_blue_and_red_joints():
     assert ((green > 100) & (red < 60) & (blue < 60)).sum() > 50  # matplotlib's "green" is (0, 128, 0)
     assert ((blue > 200) & (red < 60) & (green < 60)).sum() > 50
     assert ((red > 200) & (green < 60) & (blue < 60)).sum() > 10
+
+
+def test_demo_csv_rows_are_the_seeds_and_read_back_by_csv2coco(tmp_path):
+    generator = np.random.default_rng(2)
+    people = [{"score": 2.0, "pose2d": generator.uniform(100, 400, (13, 2)), "pose3d": generator.normal(0, 0.3, (13, 3)),
+               "bbox": [0, 0, 1, 1]} for _ in range(3)]
+    path = str(tmp_path / "train.csv")
+    append_pseudo_gt_csv(path, [pseudo_gt_row("a/one.jpg", people[0])])
+    append_pseudo_gt_csv(path, [pseudo_gt_row("b/two.jpg", person) for person in people[1:]])
+    rows = read_pseudo_gt_csv(path)
+    assert list(rows) == ["one.jpg", "two.jpg"] and [len(rows[name]) for name in rows] == [1, 2]
+    for found, person in zip(rows["one.jpg"] + rows["two.jpg"], people):
+        joints2d, joints3d = person["pose2d"], person["pose3d"]
+        # demo2.py's box: Python int() of the joints' bounds -/+ 5 pixels; the pose coordinate-major (lcrnet.md 1.2).
+        expected_box = [int(joints2d[:, 0].min() - 5), int(joints2d[:, 1].min() - 5), int(joints2d[:, 0].max() + 5),
+                        int(joints2d[:, 1].max() + 5)]
+        assert found.box == expected_box
+        np.testing.assert_array_equal(found.pose, np.concatenate([joints2d.T.ravel(), joints3d.T.ravel()]))
