@@ -16,6 +16,7 @@ per forward in training and kept in eval mode until train(), loading or a device
 
 Every output is bilinearly upsampled by UP_SCALE after its x2 transposed conv, K by KPT_UP_SCALE.
 """
+import functools
 import logging
 from typing import Dict, Optional
 
@@ -69,11 +70,17 @@ def relation_matrix(path: str, name: str, sources: int, charts: int, key: str) -
     else:
         logger.warning("%s is empty: the %s relation matrix starts from the anatomical rules x 0.3, not from a "
                        "knowledge graph", key, name)
-        graph = build_relation_graphs()[name]
+        graph = _rule_graphs()[name]
         if graph.shape != (sources, charts):
             raise ConfigError(f"{key}: the rule graph '{name}' is {graph.shape}, the model needs ({sources}, "
                               f"{charts}); give a graph file")
     return torch.from_numpy(graph.T.astype(np.float32))
+
+
+@functools.lru_cache(maxsize=1)
+def _rule_graphs() -> Dict[str, np.ndarray]:
+    """The graphs built without GloVe and Visual Genome, once per process (they log that once)."""
+    return build_relation_graphs()
 
 
 def relation_parameter(matrix, sources: int, charts: int, what: str) -> nn.Parameter:
