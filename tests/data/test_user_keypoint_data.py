@@ -183,6 +183,9 @@ def test_empty_sets_are_errors_naming_the_file(tmp_path):
         build_dataset(cfg, is_train=True)
     with pytest.raises(DataError, match=r"val.json: the json lists no images: nothing to test on"):
         build_test_dataset(cfg)
+    # Images but an empty annotation list: nothing to score (validation printed -1 and exited 0).
+    with pytest.raises(DataError, match=r"train.json: 'annotations' is empty: nothing to score against"):
+        build_test_dataset(custom_cfg(tmp_path, 21, "DATASET.KEYPOINT_SET", HAND21, "DATASET.TEST", "train"))
 
 
 def test_ids_and_categories_come_from_the_json(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from posekit.apis import PoseEstimator
 from posekit.apis.cli import config_parser, load_cfg_from_args, run_tool
 from posekit.config import load_cfg
-from posekit.data.metadata import load_keypoint_set_file
+from posekit.data.metadata import keypoint_set_from_names, load_keypoint_set_file
 from posekit.engine.run_dirs import output_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,6 +19,7 @@ sys.path.insert(0, str(REPO / "tools"))
 import apply_net  # noqa: E402
 import export_onnx  # noqa: E402
 import inference_demo  # noqa: E402
+import mpii_to_coco  # noqa: E402
 import train  # noqa: E402
 import valid  # noqa: E402
 
@@ -132,7 +133,9 @@ def test_valid_checks_every_image_before_predicting(tmp_path, capsys):
     names = list(load_keypoint_set_file(HAND21).joint_names)
     (root / "annotations").mkdir()
     (root / "annotations/val.json").write_text(json.dumps({
-        "images": [{"id": 5, "file_name": "a.jpg"}, {"id": 6, "file_name": "gone.jpg"}], "annotations": [],
+        "images": [{"id": 5, "file_name": "a.jpg"}, {"id": 6, "file_name": "gone.jpg"}],
+        "annotations": [{"id": 1, "image_id": 5, "keypoints": [1, 1, 2] * 21, "num_keypoints": 21, "iscrowd": 0,
+                         "area": 1.0}],
         "categories": [{"id": 1, "name": "hand", "keypoints": names}]}))
     opts = ["DATASET.DATASET", "custom", "DATASET.DATASET_TEST", "custom", "DATASET.ROOT", root, "DATASET.TEST", "val",
             "DATASET.KEYPOINT_SET", HAND21, "DATASET.NUM_JOINTS", "21", "MODEL.NUM_JOINTS", "21", "OUTPUT_DIR", tmp_path / "output",
@@ -151,3 +154,29 @@ def test_print_config_shows_the_merged_config(capsys):
     load_cfg_from_args(args)
     printed = capsys.readouterr().out
     assert "DATASET:" in printed and "LR: 0.25" in printed
+
+
+def test_mpii_json_becomes_a_custom_set_with_the_mpii_keypoint_set(tmp_path):
+    joints = [[float(10 + j), float(20 + 2 * j)] for j in range(16)]
+    entries = [{"image": "015601864.jpg", "joints": joints, "joints_vis": [1] * 15 + [0], "center": [51.0, 61.0],
+                "scale": 0.5},
+               {"image": "000000001.jpg", "joints": joints, "joints_vis": [1] * 16, "center": [31.0, 41.0],
+                "scale": 1.0},
+               {"image": "015601864.jpg", "joints": joints, "joints_vis": [0] * 16, "center": [1.0, 1.0], "scale": 0.1}]
+    (tmp_path / "mpii.json").write_text(json.dumps(entries))
+    output = tmp_path / "annotations" / "train.json"
+    assert mpii_to_coco.main(["--input", str(tmp_path / "mpii.json"), "--output", str(output)]) == 0
+    data = json.loads(output.read_text())
+    assert data["images"] == [{"id": 1, "file_name": "015601864.jpg"}, {"id": 2, "file_name": "000000001.jpg"}]
+    first = data["annotations"][0]
+    assert [ann["image_id"] for ann in data["annotations"]] == [1, 2, 1]
+    # 1-based MPII pixels -> 0-based; the unlabelled last joint is (0, 0, 0).
+    assert first["keypoints"][:6] == [9.0, 19.0, 2, 10.0, 21.0, 2] and first["keypoints"][-3:] == [0.0, 0.0, 0]
+    assert first["num_keypoints"] == 15 and first["iscrowd"] == 0
+    # A square of side 200 x scale = 100 around the 0-based centre (50, 60).
+    assert first["bbox"] == [0.0, 10.0, 100.0, 100.0] and first["area"] == 10000.0
+    mpii = load_keypoint_set_file(str(REPO / "experiments/keypoint_sets/mpii.yaml"))
+    assert data["categories"][0]["keypoints"] == list(mpii.joint_names)
+    # Built from the json's names, the flip pairs are the set file's.
+    derived = keypoint_set_from_names("x", mpii.joint_names).flip_pairs
+    assert sorted(tuple(sorted(pair)) for pair in derived) == sorted(tuple(sorted(pair)) for pair in mpii.flip_pairs)

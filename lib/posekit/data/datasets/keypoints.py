@@ -211,6 +211,9 @@ class KeypointTestDataset(Dataset):
         self.images = present_images(layout, keypoint_file.images, skip_missing)
         self.complete = len(self.images) == len(keypoint_file.images)
         self.has_annotations = keypoint_file.has_annotations
+        if self.has_annotations and not keypoint_file.annotations_by_image:
+            raise DataError(f"{layout.annotation_file}: 'annotations' is empty: nothing to score against (leave the "
+                            f"key out of an image-information file to only write the results)")
         self.categories = image_categories(keypoint_file)
 
     def category_id(self, index: int) -> int:
