@@ -73,7 +73,10 @@ def main() -> None:
                 f"Medians of {args.repeats} runs after one warm-up; random weights; inference form; input "
                 f"data/samples/h36m S1 (1000x1002) at test size 800x798; InTheWild-ResNet50 settings.\n\n"
                 + format_table(["LCR-Net R-50-C4", "work", "s / image", "of network"], rows)
-                + f"\n\nGoal (issue 21), PPI on {PROPOSALS} proposals under {GOAL:.0%} of the network time: {verdict}.")
+                + f"\n\nGoal (issue 21), PPI on {PROPOSALS} proposals under {GOAL:.0%} of the network time: {verdict}. "
+                f"With random weights the RPN's NMS keeps fewer RoIs than the {PROPOSALS} of a trained model, so the "
+                f"network row is a lower bound and the PPI shares upper bounds; the PPI rows always integrate "
+                f"{PROPOSALS} proposals.")
         print(text)
         if args.write:
             write_section(f"LCR-Net, {'GPU' if device.type == 'cuda' else 'CPU'}", text)

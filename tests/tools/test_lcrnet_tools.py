@@ -38,8 +38,10 @@ SAMPLES = "h36m_lcrnet_samples"
 RUN = Path(SAMPLES) / "lcrnet" / "lcrnet_tiny_h36m"
 IMAGE = REPO / "data/samples/h36m/S1/S1_Directions_1.54138969/S1_Directions_1.54138969_000001.jpg"
 ITERATIONS = 30
-# Smaller images than the config's: a faster test; the pose branch learns on the ground-truth boxes all the same.
-FAST = ["INPUT.MIN_SIZE_TRAIN", "(160,)", "INPUT.MIN_SIZE_TEST", "160"]
+# Smaller images and fewer RoIs than the config's: a faster test; the pose branch learns on the ground-truth boxes
+# all the same.
+FAST = ["INPUT.MIN_SIZE_TRAIN", "(160,)", "INPUT.MIN_SIZE_TEST", "160", "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32",
+        "MODEL.RPN.POST_NMS_TOPK_TRAIN", "50"]
 ANCHORS = np.load(REPO / "data/lcrnet/InTheWild-ResNet50_anchors.npz")["anchor_poses"].astype(np.float64)
 
 
@@ -133,6 +135,22 @@ def test_demo_writes_the_figure_and_json_and_names_skipped_files(trained, tmp_pa
     for person, reference in zip(found, expected):
         np.testing.assert_allclose(person["pose2d"], reference["pose2d"])
         np.testing.assert_allclose(person["pose3d"], reference["pose3d"])
+
+
+def test_video_demo_writes_a_figure_per_processed_frame(trained, tmp_path):
+    folder, opts = trained
+    video = REPO / "data/samples/video/street.mp4"
+    assert lcrnet_demo.main(["--cfg", TINY, "--input", str(video), "--output", str(tmp_path), "--inferenceFps",
+                             "0.5", *opts, "MODEL.WEIGHTS", str(folder / "output" / RUN / FINAL_FILE)]) == 0
+    record = json.loads((tmp_path / "street_lcrnet.json").read_text())
+    capture = cv2.VideoCapture(str(video))
+    fps, count = capture.get(cv2.CAP_PROP_FPS), int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    capture.release()
+    step = max(1, round(fps / 0.5))
+    assert record["frame_step"] == step and [f["frame"] for f in record["frames"]] == list(range(0, count, step))
+    frame = cv2.imread(str(tmp_path / record["frames"][0]["image"]))
+    assert frame.shape == (FIGURE_INCHES[1] * DPI, FIGURE_INCHES[0] * DPI, 3)
+    assert (tmp_path / "street_lcrnet.avi").is_file()
 
 
 def test_plot_losses_draws_a_run_from_its_checkpoint_and_its_log(trained, tmp_path, capsys):

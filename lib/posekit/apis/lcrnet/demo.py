@@ -4,9 +4,9 @@ the images of a folder, or a video's frames, each drawn as the release's two-pan
 Images: ``<output>/<name>_lcrnet.png`` per image (<name>: the image's path relative to the inputs' common folder,
 without extension) and ``<output>/lcrnet_results.json``
 ({"images": [{"file_name", "height", "width", "people": [person, ...]}]}). Videos (also through
-tools/inference_demo.py): the figures of every processed frame as ``lcrnet/lcrnet_%08d.jpg`` and
-``<video stem>_lcrnet.avi``, and ``lcrnet-data.json`` ({"video", "fps", "frame_step", "frames": [{"frame",
-"image", "people"}]}). A person is {"score", "bbox" [x1, y1, x2, y2], "pose2d" [[x, y] * J] pixels, "pose3d"
+tools/inference_demo.py): the figures of every processed frame as ``<video stem>_lcrnet/lcrnet_%08d.jpg`` and
+``<video stem>_lcrnet.avi``, and ``<video stem>_lcrnet.json`` ({"video", "fps", "frame_step", "frames":
+[{"frame", "image", "people"}]}). A person is {"score", "bbox" [x1, y1, x2, y2], "pose2d" [[x, y] * J] pixels, "pose3d"
 [[X, Y, Z] * J] metres, torso-centred, LCR axes}. A folder's files that are not decodable images are skipped
 with a warning naming each one.
 
@@ -142,7 +142,7 @@ def run_image_demo(estimator: LCRNetEstimator, paths: Sequence[str], output_dir:
 
 
 class LCRNetVideoWriter(FrameWriter):
-    """Each processed frame's figure in the video and in ``lcrnet/``, its people in the json file."""
+    """Each processed frame's figure in the video and in ``<video stem>_lcrnet/``, its people in the json file."""
 
     def __init__(self, output_dir: Path, video_stem: str, fps: float) -> None:
         super().__init__(output_dir, video_stem, fps, "lcrnet")
@@ -158,7 +158,7 @@ class LCRNetVideoWriter(FrameWriter):
     def close(self, source: VideoSource, step: int) -> DemoOutputs:
         """Finish the video and write the json file."""
         self.finish_video()
-        json_path = self.output_dir / "lcrnet-data.json"
+        json_path = self.data_path(".json")
         atomic_write_json(json_path, {"video": source.path, "fps": source.fps, "frame_step": step,
                                       "frames": self.frames})
         return DemoOutputs(self.figures, json_path, video=self.video_path)
