@@ -1,5 +1,7 @@
 """LCR-Net's network (lcrnet.md 3): sizes for J=13, K=20, the pose output divided by 5, targets and losses against a
 float64 brute force, the decode in original pixels, the release's checkpoint names, and bad configs."""
+import ast
+import json
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +217,34 @@ def test_ppi_settings_come_from_the_anchor_file_unless_the_config_overrides_them
 def test_bad_configs_fail_naming_the_key(opts, message):
     with pytest.raises(ConfigError, match=message):
         build_model(load_cfg(TINY, opts))
+
+
+@pytest.mark.parametrize("relative, anchors", [
+    ("lcrnet/InTheWild-ResNet50.yaml", "InTheWild-ResNet50"),
+    ("lcrnet/DEMO_ECCV18.yaml", "DEMO_ECCV18"),
+    ("h36m/lcrnet_R_50_C4_h36m.yaml", "InTheWild-ResNet50"),
+])
+def test_config_files_carry_the_released_values(relative, anchors):
+    """The values of the released cfg stored with the anchors (data/lcrnet/<name>_anchors.json, lcrnet.md 3)."""
+    released = json.loads((REPO / "data" / "lcrnet" / f"{anchors}_anchors.json").read_text())["cfg"]
+    cfg = load_cfg(str(REPO / "experiments" / relative))
+    assert cfg.FAMILY == "lcrnet" and cfg.MODEL.META_ARCHITECTURE == "LCRNet"
+    assert cfg.MODEL.LCRNET.ANCHORS_FILE == f"data/lcrnet/{anchors}_anchors.npz"
+    if relative.startswith("lcrnet/"):  # the released test settings
+        assert (cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST) == (released["TEST"]["SCALE"],
+                                                                      released["TEST"]["MAX_SIZE"])
+        assert (cfg.MODEL.RPN.PRE_NMS_TOPK_TEST, cfg.MODEL.RPN.POST_NMS_TOPK_TEST) == (
+            released["TEST"]["RPN_PRE_NMS_TOP_N"], released["TEST"]["RPN_POST_NMS_TOP_N"])
+    train = released["TRAIN"]
+    assert (cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN) == (tuple(ast.literal_eval(train["SCALES"])), train["MAX_SIZE"])
+    assert cfg.MODEL.ROI_HEADS.IOU_THRESHOLDS == [train["FG_THRESH"]] == [train["BG_THRESH_HI"]]
+    assert (cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE, cfg.SOLVER.IMS_PER_BATCH) == (train["BATCH_SIZE_PER_IM"],
+                                                                                    train["IMS_PER_BATCH"])
+    assert cfg.INPUT.RANDOM_FLIP == ("horizontal" if train["USE_FLIPPED"] else "none")
+    solver = released["SOLVER"]
+    assert (cfg.SOLVER.BASE_LR, cfg.SOLVER.MAX_ITER, cfg.SOLVER.GAMMA, cfg.SOLVER.WEIGHT_DECAY) == (
+        solver["BASE_LR"], solver["MAX_ITER"], solver["GAMMA"], solver["WEIGHT_DECAY"])
+    assert [0, *cfg.SOLVER.STEPS] == [int(step) for step in solver["STEPS"].split(",")]
+    assert (cfg.MODEL.RESNETS.NORM, cfg.MODEL.LEGACY_PLUS_ONE, cfg.MODEL.ROI_BOX_HEAD.POOLER_TYPE) == (
+        "AffineChannel", True, "ROIAlign")
+    assert cfg.MODEL.LCRNET.NUM_ANCHOR_POSES + 1 == released["MODEL"]["NUM_CLASSES"]
