@@ -14,6 +14,8 @@ from posekit.config import family_of, load_cfg
 from posekit.models import build_model, load_weights
 from posekit.structures import Instances
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 BRANCH = ("roi_heads.densepose_head.", "roi_heads.densepose_predictor.", "roi_heads.dp_semseg_head.")
 

@@ -15,6 +15,8 @@ from posekit.models.amanet.predictor import load_kpt_classifier
 from posekit.ops import roi_align
 from posekit.utils.errors import ConfigError
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 STRIDES = (4, 8, 16, 32)
 
 

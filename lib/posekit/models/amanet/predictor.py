@@ -71,9 +71,12 @@ def transferred_rows(relation: Tensor, weight: Tensor) -> Tensor:
 
 
 def keypoint_relation(path: str, num_keypoints: int, charts: int) -> nn.Parameter:
-    """R_k (charts, keypoints): KPT_SURF_RELATION_DIR's graph, else N(0, 0.001) (module docstring)."""
-    return nn.Parameter(relation_matrix(path, "kpt_surf", num_keypoints, charts,
-                                        "MODEL.ROI_DENSEPOSE_HEAD.KPT_SURF_RELATION_DIR"))
+    """R_k (charts, keypoints): KPT_SURF_RELATION_DIR's graph (read as KTN reads it), else N(0, 0.001) like the
+    release's other relation matrices (module docstring)."""
+    if path:
+        return nn.Parameter(relation_matrix(path, "kpt_surf", num_keypoints, charts,
+                                            "MODEL.ROI_DENSEPOSE_HEAD.KPT_SURF_RELATION_DIR"))
+    return nn.Parameter(torch.randn(charts, num_keypoints) * RANDOM_RELATION_STD)
 
 
 class AMAPredictor(CachedKernel):
