@@ -20,8 +20,10 @@ import torch
 
 from common import device_parser, format_table, machine, median_seconds, write_section
 from posekit.config import load_cfg
-from posekit.data.detection_mapper import DetectionMapper, read_image
+from posekit.data.detection_mapper import read_image
+from posekit.data.lcrnet_mapper import LCRNetMapper
 from posekit.models import build_model, prepare_for_inference
+from posekit.models.lcrnet import POSE_TRANSFORMS
 from posekit.models.lcrnet.ppi import integrate_poses
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,7 +49,7 @@ def rows_for(device: torch.device, repeats: int) -> List[List[str]]:
     torch.manual_seed(0)
     model = prepare_for_inference(build_model(cfg), device)
     record = {"file_name": str(IMAGE), "image_id": 0, "annotations": []}
-    item = DetectionMapper.from_config(cfg, is_train=False).map_image(read_image(str(IMAGE)), record)
+    item = LCRNetMapper.from_config(cfg, False, POSE_TRANSFORMS).map_image(read_image(str(IMAGE)), record)
 
     def network():
         with torch.inference_mode():

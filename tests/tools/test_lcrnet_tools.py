@@ -15,9 +15,9 @@ from posekit.apis.lcrnet import LCRNetEstimator
 from posekit.apis.lcrnet.demo import append_pseudo_gt_csv, pseudo_gt_row
 from posekit.config import load_cfg
 from posekit.data.catalog import get_dataset_records
-from posekit.data.detection_mapper import DetectionMapper
+from posekit.data.detection_mapper import read_image
 from posekit.data.lcrnet_annotations import read_pseudo_gt_csv
-from posekit.data.lcrnet_mapper import LCRNetMapper
+from posekit.data.lcrnet_mapper import LCRNetMapper, detectron_scale
 from posekit.engine.loss_curve import HEIGHT as PANEL_HEIGHT, WIDTH as PANEL_WIDTH
 from posekit.engine.training_state import CHECKPOINT_FILE, FINAL_FILE, checkpoint_loss_history, read_checkpoint
 from posekit.models import build_model, load_weights
@@ -62,7 +62,7 @@ def trained(tmp_path_factory, one_thread):
 def gt_box_mpjpe(model, cfg):
     """Mean per-joint 3D error (mm, both poses centred on the hip midpoint) of the pose the model regresses in each
     person's ground-truth box for its most probable anchor class, computed here from the raw outputs."""
-    mapper = DetectionMapper.from_config(cfg, is_train=False)
+    mapper = LCRNetMapper.from_config(cfg, is_train=False, pose_transforms=POSE_TRANSFORMS)
     errors = []
     for record in get_dataset_records(SAMPLES):
         item = mapper(record, None)
@@ -195,6 +195,9 @@ def test_training_mapper_moves_poses_with_the_image():
     record = record_with_pose(pose.tolist())
     plain = LCRNetMapper.from_config(cfg, True, POSE_TRANSFORMS)(record, np.random.SeedSequence(0))
     assert tuple(plain["image"].shape[1:]) == (501, 500)
+    # Detectron's pixels: OpenCV's bilinear resize by one factor (INPUT.FORMAT BGR reverses the channels).
+    resized = cv2.resize(read_image(str(IMAGE)), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_LINEAR)
+    assert np.array_equal(plain["image"].numpy().transpose(1, 2, 0)[..., ::-1], resized)
     expected = pose.copy()
     expected[:13] *= 500 / 1000
     expected[13:26] *= 501 / 1002
@@ -212,6 +215,15 @@ def test_training_mapper_moves_poses_with_the_image():
     np.testing.assert_allclose(flipped["instances"].gt_poses[0].numpy(), mirrored.ravel(), rtol=1e-12)
     box = flipped["instances"].gt_boxes[0].numpy()
     np.testing.assert_allclose(box, [500 - 500 * 0.5, 200 * 501 / 1002, 500 - 300 * 0.5, 700 * 501 / 1002], rtol=1e-6)
+
+
+@pytest.mark.parametrize("size, expected", [
+    ((1002, 1000, 800, 1333), 0.8),
+    ((600, 1000, 800, 1333), 800 / 600),  # long side 1333.3 rounds to 1333: no cap (detectron2 would shrink)
+    ((500, 2000, 800, 1333), 1333 / 2000),
+])
+def test_detectron_scale(size, expected):
+    assert detectron_scale(*size) == expected
 
 
 def test_training_mapper_refuses_a_pose_of_the_wrong_size():

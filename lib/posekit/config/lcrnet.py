@@ -4,7 +4,8 @@ LCR-Net is a C4 detector whose box branch is a (K+1)-way anchor-pose classifier 
 regressor (lcrnet.md 3). ``MODEL.LCRNET`` holds what the detector has no key for: the anchor-pose file
 (K and J come from it and are checked against NUM_ANCHOR_POSES / NUM_JOINTS), the pose regression and
 loss settings (3.6-3.7), the pose proposals integration (PPI, 4) and the 3D evaluation (6.1).
-``SOLVER.MAX_TIME`` (posekit) stops training after that many seconds, as DEKR's TRAIN.MAX_TIME.
+``SOLVER.MAX_TIME`` (posekit) stops training after that many seconds, as DEKR's TRAIN.MAX_TIME;
+``INPUT.RESIZE_LIBRARY`` (posekit) resizes images as Detectron did (OpenCV) unless set to "pil".
 
 The family claims files with a ``MODEL.LCRNET`` section and otherwise behaves as the detector family
 (same architecture key, run folders and finalisation), like DensePose.
@@ -18,6 +19,9 @@ from .family import ConfigFamily, register_config_family
 
 # Pose proposals integration: how proposals are grouped into people (lcrnet.md 4.1, 4.5).
 GROUPING_BOXES = ("pose", "roi")
+# How images are resized: "opencv" as Detectron (cv2.INTER_LINEAR by one scale factor, lcrnet.md 3.1), "pil" as
+# detectron2 (the detector's default).
+RESIZE_LIBRARIES = ("opencv", "pil")
 
 
 def _add_lcrnet(model: CN) -> None:
@@ -69,12 +73,14 @@ def _add_evaluation(lcr: CN) -> None:
 
 
 def add_lcrnet_config(cfg: CN) -> None:
-    """Add the detector's keys and LCR-Net's (``MODEL.LCRNET``, ``SOLVER.MAX_TIME``) to ``cfg``, in place."""
+    """Add the detector's keys and LCR-Net's (``MODEL.LCRNET``, ``INPUT.RESIZE_LIBRARY``, ``SOLVER.MAX_TIME``) to
+    ``cfg``, in place."""
     add_detector_config(cfg)
     cfg.MODEL.META_ARCHITECTURE = "LCRNet"
     cfg.MODEL.ROI_HEADS.NAME = "LCRNetROIHeads"
     cfg.MODEL.ROI_HEADS.NUM_CLASSES = 1  # person: the sampler's foreground; anchor classes come from the poses
     _add_lcrnet(cfg.MODEL)
+    cfg.INPUT.RESIZE_LIBRARY = "opencv"
     cfg.SOLVER.MAX_TIME = 0.0
 
 

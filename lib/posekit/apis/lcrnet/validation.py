@@ -13,10 +13,11 @@ import torch
 from yacs.config import CfgNode
 
 from ...data.catalog import get_dataset_records
-from ...data.detection_mapper import DetectionMapper
+from ...data.lcrnet_mapper import LCRNetMapper
 from ...evaluation.evaluator import inference_on_dataset
 from ...evaluation.keypoints import format_results_table
 from ...evaluation.pose3d import Pose3DEvaluator
+from ...models.lcrnet import POSE_TRANSFORMS
 from ..detector.validation import test_set_name
 from .estimator import LCRNetEstimator
 
@@ -33,7 +34,7 @@ def evaluate_model(cfg: CfgNode, model: torch.nn.Module, output: Path,
     evaluation = cfg.MODEL.LCRNET.EVALUATION
     evaluator = Pose3DEvaluator(records, str(output / "inference" / f"{name}_pose3d_results.json"),
                                 root=evaluation.ROOT, iou_threshold=evaluation.MATCH_IOU)
-    mapper = DetectionMapper.from_config(cfg, is_train=False)
+    mapper = LCRNetMapper.from_config(cfg, is_train=False, pose_transforms=POSE_TRANSFORMS)
 
     def predict(inputs):
         return [model.integrate(found["instances"]) for found in model(inputs)]
