@@ -77,7 +77,8 @@ def decode_by_hand(box, deltas, anchors):
     for k in range(len(anchors)):
         slot = deltas[65 * (k + 1):65 * (k + 2)]
         for j in range(13):
-            pose2d[k, j] = [x1 + (anchors[k, j] + slot[j]) * (x2 - x1), y1 + (anchors[k, 13 + j] + slot[13 + j]) * (y2 - y1)]
+            pose2d[k, j] = [x1 + (anchors[k, j] + slot[j]) * (x2 - x1),
+                            y1 + (anchors[k, 13 + j] + slot[13 + j]) * (y2 - y1)]
             pose3d[k, j] = [anchors[k, 26 + j] + slot[26 + j], anchors[k, 39 + j] + slot[39 + j],
                             anchors[k, 52 + j] + slot[52 + j]]
     return pose2d, pose3d
@@ -236,7 +237,8 @@ def test_config_files_carry_the_released_values(relative, anchors):
         assert (cfg.MODEL.RPN.PRE_NMS_TOPK_TEST, cfg.MODEL.RPN.POST_NMS_TOPK_TEST) == (
             released["TEST"]["RPN_PRE_NMS_TOP_N"], released["TEST"]["RPN_POST_NMS_TOP_N"])
     train = released["TRAIN"]
-    assert (cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN) == (tuple(ast.literal_eval(train["SCALES"])), train["MAX_SIZE"])
+    scales = tuple(ast.literal_eval(train["SCALES"]))
+    assert (cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN) == (scales, train["MAX_SIZE"])
     assert cfg.MODEL.ROI_HEADS.IOU_THRESHOLDS == [train["FG_THRESH"]] == [train["BG_THRESH_HI"]]
     assert (cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE, cfg.SOLVER.IMS_PER_BATCH) == (train["BATCH_SIZE_PER_IM"],
                                                                                     train["IMS_PER_BATCH"])

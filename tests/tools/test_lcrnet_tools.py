@@ -259,8 +259,8 @@ def test_figure_draws_left_green_right_blue_and_red_joints():
 
 def test_demo_csv_rows_are_the_seeds_and_read_back_by_csv2coco(tmp_path):
     generator = np.random.default_rng(2)
-    people = [{"score": 2.0, "pose2d": generator.uniform(100, 400, (13, 2)), "pose3d": generator.normal(0, 0.3, (13, 3)),
-               "bbox": [0, 0, 1, 1]} for _ in range(3)]
+    people = [{"score": 2.0, "pose2d": generator.uniform(100, 400, (13, 2)),
+               "pose3d": generator.normal(0, 0.3, (13, 3)), "bbox": [0, 0, 1, 1]} for _ in range(3)]
     path = str(tmp_path / "train.csv")
     append_pseudo_gt_csv(path, [pseudo_gt_row("a/one.jpg", people[0])])
     append_pseudo_gt_csv(path, [pseudo_gt_row("b/two.jpg", person) for person in people[1:]])

@@ -6,9 +6,9 @@ without extension) and ``<output>/lcrnet_results.json``
 ({"images": [{"file_name", "height", "width", "people": [person, ...]}]}). Videos (also through
 tools/inference_demo.py): the figures of every processed frame as ``<video stem>_lcrnet/lcrnet_%08d.jpg`` and
 ``<video stem>_lcrnet.avi``, and ``<video stem>_lcrnet.json`` ({"video", "fps", "frame_step", "frames":
-[{"frame", "image", "people"}]}). A person is {"score", "bbox" [x1, y1, x2, y2], "pose2d" [[x, y] * J] pixels, "pose3d"
-[[X, Y, Z] * J] metres, torso-centred, LCR axes}. A folder's files that are not decodable images are skipped
-with a warning naming each one.
+[{"frame", "image", "people"}]}). A person is {"score", "bbox" [x1, y1, x2, y2], "pose2d" [[x, y] * J]
+pixels, "pose3d" [[X, Y, Z] * J] metres, torso-centred, LCR axes}. A folder's files that are not decodable
+images are skipped with a warning naming each one.
 
 With a CSV file the image demo also adds one row per person to it, as the seed's demo2.py does for
 self-training (lcrnet.md 5.4; tools/csv2coco.py reads it): the image path, the box int(min - 5), int(max + 5) of
@@ -29,9 +29,9 @@ import torch
 from yacs.config import CfgNode
 
 from ...data.detection_mapper import read_image
-from ...data.lcrnet_annotations import image_size_of
-from ...utils.errors import DataError
+from ...data.lcrnet_annotations import CSV_LABEL, image_size_of
 from ...models.lcrnet.codec import join_poses
+from ...utils.errors import DataError
 from ...utils.io import atomic_write_json, atomic_write_text, require_writable_dir
 from ...vis.pose3d import draw_pose_figure, write_pose_figure
 from ..images import output_stems
@@ -41,9 +41,8 @@ from .estimator import LCRNetEstimator, Person
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg")
 RESULTS_FILE = "lcrnet_results.json"
 FIGURE_SUFFIX = "_lcrnet.png"
-# demo2.py's box around the 2D joints (pixels on each side) and the label closing every CSV row.
+# demo2.py's box around the 2D joints: pixels added on each side.
 CSV_BOX_MARGIN = 5
-CSV_LABEL = "person"
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,8 @@ _BLOCK = r"res(?P<stage>[2-5])\.(?P<block>\d+)"
 OFFICIAL_NAME_RULES: Tuple[Tuple[re.Pattern, str], ...] = tuple((re.compile(pattern), target) for pattern, target in (
     (r"Conv_Body\.res1\.conv1\.weight", "backbone.stem.conv1.weight"),
     (r"Conv_Body\.res1\.bn1\.(?P<kind>weight|bias)", "backbone.stem.conv1.norm.{kind}"),
-    (rf"(?P<part>Conv_Body|Box_Head)\.{_BLOCK}\.conv(?P<conv>[1-3])\.weight", "{part}.res{stage}.{block}.conv{conv}.weight"),
+    (rf"(?P<part>Conv_Body|Box_Head)\.{_BLOCK}\.conv(?P<conv>[1-3])\.weight",
+     "{part}.res{stage}.{block}.conv{conv}.weight"),
     (rf"(?P<part>Conv_Body|Box_Head)\.{_BLOCK}\.bn(?P<conv>[1-3])\.(?P<kind>weight|bias)",
      "{part}.res{stage}.{block}.conv{conv}.norm.{kind}"),
     (rf"(?P<part>Conv_Body|Box_Head)\.{_BLOCK}\.downsample\.0\.weight", "{part}.res{stage}.{block}.shortcut.weight"),
