@@ -213,6 +213,7 @@ def test_ppi_settings_come_from_the_anchor_file_unless_the_config_overrides_them
     (["MODEL.LCRNET.NUM_ANCHOR_POSES", "100"], "NUM_ANCHOR_POSES 100"),
     (["MODEL.ROI_HEADS.NUM_CLASSES", "2"], "NUM_CLASSES: LCR-Net's detector has one class"),
     (["MODEL.LCRNET.PPI.GROUPING_BOXES", "nms"], "GROUPING_BOXES: expected one of pose, roi"),
+    (["MODEL.LCRNET.PPI.IOU_FUNC", "boxes"], "IOU_FUNC: expected one of bbox, bbox_torsohead"),
     (["MODEL.LCRNET.ANCHORS_FILE", "data/lcrnet/missing_anchors.npz"], "anchor file not found"),
 ])
 def test_bad_configs_fail_naming_the_key(opts, message):

@@ -21,7 +21,7 @@ from ...utils.errors import CheckpointError, ConfigError
 from ..build import register_model
 from ..detection.rcnn import GeneralizedRCNN, build_generalized_rcnn
 from .codec import decode_poses, flip_poses, join_poses, split_poses
-from .ppi import integrate_poses
+from .ppi import IOU_FUNCS, integrate_poses
 
 StateDict = Dict[str, torch.Tensor]
 Person = Dict[str, Any]
@@ -100,6 +100,9 @@ class PPISettings:
                      "th_persondetect": ppi.TH_PERSONDETECT}
         kwargs.update({name: float(value) for name, value in overrides.items() if value >= 0})
         if ppi.IOU_FUNC:
+            if ppi.IOU_FUNC not in IOU_FUNCS:
+                raise ConfigError(f"MODEL.LCRNET.PPI.IOU_FUNC: expected one of {', '.join(IOU_FUNCS)} (or '' for the "
+                                  f"anchor file's), got '{ppi.IOU_FUNC}'")
             kwargs["iou_func"] = ppi.IOU_FUNC
         if ppi.RELEASE_K_PITFALL:
             kwargs["num_full_body_classes"] = num_anchors
