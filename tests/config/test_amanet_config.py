@@ -5,52 +5,14 @@ import textwrap
 
 import pytest
 
+from test_ktn_config import KTN_BASE  # noqa: I001 (this folder's sibling test module, on pytest's path)
+
 from posekit.config import family_of, get_cfg, load_cfg
 from posekit.utils.errors import ConfigError
 
-# AMANet-pytorch projects/AMA/configs/Base-DensePose-RCNN.yaml (the KTN repository's AMA v1 files' base is the same)
-BASE = """
-MODEL:
-  META_ARCHITECTURE: "GeneralizedRCNN"
-  BACKBONE:
-    NAME: "build_resnet_fpn_backbone"
-  RESNETS:
-    OUT_FEATURES: ["res2", "res3", "res4", "res5"]
-  FPN:
-    IN_FEATURES: ["res2", "res3", "res4", "res5"]
-  ANCHOR_GENERATOR:
-    SIZES: [[32], [64], [128], [256], [512]]
-    ASPECT_RATIOS: [[0.5, 1.0, 2.0]]
-  RPN:
-    IN_FEATURES: ["p2", "p3", "p4", "p5", "p6"]
-    PRE_NMS_TOPK_TRAIN: 2000
-    PRE_NMS_TOPK_TEST: 1000
-    POST_NMS_TOPK_TRAIN: 1000
-    POST_NMS_TOPK_TEST: 1000
-
-  DENSEPOSE_ON: True
-  ROI_HEADS:
-    NAME: "DensePoseROIHeads"
-    IN_FEATURES: ["p2", "p3", "p4", "p5"]
-    NUM_CLASSES: 1
-  ROI_BOX_HEAD:
-    NAME: "FastRCNNConvFCHead"
-    NUM_FC: 2
-    POOLER_RESOLUTION: 7
-    POOLER_SAMPLING_RATIO: 2
-    POOLER_TYPE: "ROIAlign"
-  ROI_DENSEPOSE_HEAD:
-    NAME: "DensePoseV1ConvXHead"
-    POOLER_TYPE: "ROIAlign"
-DATASETS:
-  TRAIN: ("densepose_coco_2014_train", "densepose_coco_2014_valminusminival")
-  TEST: ("densepose_coco_2014_minival",)
-SOLVER:
-  IMS_PER_BATCH: 16
-  BASE_LR: 0.02
-  STEPS: (60000, 80000)
-  MAX_ITER: 90000
-"""
+# AMANet-pytorch's projects/AMA/configs/Base-DensePose-RCNN.yaml (also the KTN repository's AMA v1 files' base) is
+# KTN's Base-DensePose-RCNN.yaml value for value, typed in by KTN's test.
+BASE = KTN_BASE
 
 # AMANet-pytorch projects/AMA/configs/densepose_AMA_R_50_FPN_s1x.yaml (AMAv2)
 AMA_V2 = """

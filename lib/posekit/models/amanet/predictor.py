@@ -100,13 +100,17 @@ class AMAPredictor(CachedKernel):
 
     def add_direct_layers(self, channels: int, patches: int) -> None:
         """S, I, U, V, M (and K) 3x3 convs on the embedding."""
-        self.ann_index_layer = _conv(channels, PART_CHANNELS)
+        self.add_segm_and_uv_layers(channels, patches)
         self.index_uv_layer = _conv(channels, patches)
+        # The release wraps K in a Sequential (k_layer.0).
+        self.k_layer = nn.Sequential(_conv(channels, self.num_keypoints)) if self.num_keypoints else None
+
+    def add_segm_and_uv_layers(self, channels: int, patches: int) -> None:
+        """The direct S, U, V and M 3x3 convs every AMA predictor has."""
+        self.ann_index_layer = _conv(channels, PART_CHANNELS)
         self.u_layer = _conv(channels, patches)
         self.v_layer = _conv(channels, patches)
         self.m_layer = _conv(channels, BODY_MASK_CHANNELS)
-        # The release wraps K in a Sequential (k_layer.0).
-        self.k_layer = nn.Sequential(_conv(channels, self.num_keypoints)) if self.num_keypoints else None
 
     def init_parameters(self) -> None:
         """``gaussian_initialize_module_params``; the embedding keeps PyTorch's default."""
@@ -177,10 +181,7 @@ class RelationPartsAMAPredictor(AMAPredictor):
 
     def add_direct_layers(self, channels: int, patches: int) -> None:
         """S, U, V, M convs; the keypoint classifier, R_k and the kernel MLP."""
-        self.ann_index_layer = _conv(channels, PART_CHANNELS)
-        self.u_layer = _conv(channels, patches)
-        self.v_layer = _conv(channels, patches)
-        self.m_layer = _conv(channels, BODY_MASK_CHANNELS)
+        self.add_segm_and_uv_layers(channels, patches)
         self.k_layer = None
         self.body_kpt_weight = nn.Parameter(self.classifier["kpt_weight"].clone())
         self.body_kpt_bias = nn.Parameter(self.classifier["kpt_bias"].clone())
@@ -239,12 +240,9 @@ class TaskTransformerAMAPredictorV2(AMAPredictor):
         super().__init__(input_channels, num_patches, num_keypoints, kpt_up_scale)
 
     def add_direct_layers(self, channels: int, patches: int) -> None:
-        """Direct S, U, V, I, M, K convs, the three relation matrices and the kernel generator."""
-        self.ann_index_layer = _conv(channels, PART_CHANNELS)
-        self.u_layer = _conv(channels, patches)
-        self.v_layer = _conv(channels, patches)
+        """Direct S, U, V, M, I, K convs, the three relation matrices and the kernel generator."""
+        self.add_segm_and_uv_layers(channels, patches)
         self.i_layer = _conv(channels, patches)
-        self.m_layer = _conv(channels, BODY_MASK_CHANNELS)
         self.k_layer = _conv(channels, self.num_keypoints)
         size = channels * KERNEL * KERNEL
         self.bbox_surface_transfer_matrix = nn.Parameter(torch.randn(patches, BOX_ROWS) * RANDOM_RELATION_STD)
