@@ -80,3 +80,16 @@ def test_tiny_config_overfits_two_sample_images(name, keypoint_samples, one_thre
         first, last = np.mean(history[key][:3]), np.mean(history[key][-3:])
         assert last < 0.9 * first, (key, history[key])
     assert np.mean(history["loss_keypoint"][-3:]) < np.mean(history["loss_keypoint"][:3]), history["loss_keypoint"]
+
+
+def test_keypoint_pretraining_trains_the_keypoint_classifier_only(keypoint_samples, one_thread):
+    cfg = cfg_of("ktnv2_tiny", "MODEL.DENSEPOSE_ON", "False")
+    torch.manual_seed(0)
+    model = build_model(cfg, is_train=True).train()
+    mapper = DensePoseMapper.from_config(cfg, is_train=True)
+    losses = model([mapper(get_dataset_records(DATASET)[0], np.random.SeedSequence(0))])
+    assert {name for name in losses if not name.startswith(("loss_rpn", "loss_cls", "loss_box"))} == {"loss_keypoint"}
+    losses["loss_keypoint"].backward()
+    classifier = model.roi_heads.densepose_predictor.predictor[0].weight
+    assert losses["loss_keypoint"].item() > 0 and classifier.grad.abs().sum() > 0
+    assert model.roi_heads.decoder.predictor.weight.grad.abs().sum() > 0  # MID v2 learns from keypoints

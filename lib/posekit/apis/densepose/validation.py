@@ -45,8 +45,9 @@ class DensePoseResultsEvaluator(DatasetEvaluator):
         """Add each image's boxes and DensePose records."""
         self.boxes.process(inputs, outputs)
         for item, output in zip(inputs, outputs):
+            # Keypoint pre-training models (KTN) have boxes and keypoints only: box AP alone.
             self.records.extend(to_detectron2_record(item["image_id"], person, self.boxes.category_id)
-                                for person in people_from_instances(output["instances"]))
+                                for person in people_from_instances(output["instances"]) if "labels" in person)
 
     def evaluate(self) -> Optional[Dict[str, float]]:
         """The box metrics (BoxEvaluator.evaluate)."""

@@ -113,6 +113,19 @@ class NonLocalBlock2D(nn.Module):
         return x + self.W(attended)
 
 
+def add_normed_body_convs(head: nn.Module, input_channels: int, hidden_dim: int, kernel_size: int, num_convs: int,
+                          norm: str) -> None:
+    """Add ``body_conv_fcn1..N`` to ``head``: convs carrying the DEEPLAB.NORM norm (no bias with one), c2 MSRA init
+    (the DeepLab head's and KTNv2's DensePoseKTNHead's body)."""
+    channels = input_channels
+    for k in range(1, num_convs + 1):
+        conv = Conv2d(channels, hidden_dim, kernel_size, padding=kernel_size // 2, bias=not norm,
+                      norm=get_norm(norm, hidden_dim, "MODEL.ROI_DENSEPOSE_HEAD.DEEPLAB.NORM"))
+        c2_msra_fill(conv)
+        head.add_module(f"body_conv_fcn{k}", conv)
+        channels = hidden_dim
+
+
 class DensePoseDeepLabHead(nn.Module):
     """ASPP (to the input width), optional non-local block, stacked convs with GroupNorm and ReLU."""
 
@@ -123,13 +136,7 @@ class DensePoseDeepLabHead(nn.Module):
             raise ConfigError(f"MODEL.ROI_DENSEPOSE_HEAD.DEEPLAB.NORM: expected 'GN' or '', got '{norm}'")
         self.ASPP = ASPP(input_channels, input_channels)
         self.NLBlock = NonLocalBlock2D(input_channels) if use_nonlocal else None
-        channels = input_channels
-        for k in range(num_convs):
-            conv = Conv2d(channels, hidden_dim, kernel_size, padding=kernel_size // 2, bias=not norm,
-                          norm=get_norm(norm, hidden_dim, "MODEL.ROI_DENSEPOSE_HEAD.DEEPLAB.NORM"))
-            c2_msra_fill(conv)
-            self.add_module(f"body_conv_fcn{k + 1}", conv)
-            channels = hidden_dim
+        add_normed_body_convs(self, input_channels, hidden_dim, kernel_size, num_convs, norm)
         self.num_convs = num_convs
         self.n_out_channels = hidden_dim
 

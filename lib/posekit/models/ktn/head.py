@@ -8,8 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from yacs.config import CfgNode
 
-from ..densepose.head import DENSEPOSE_HEAD_REGISTRY
-from ..layers import Conv2d, c2_msra_fill, get_norm
+from ..densepose.head import DENSEPOSE_HEAD_REGISTRY, add_normed_body_convs
 from ..layers.norm import GROUP_NORM_GROUPS
 
 SCALE_DILATIONS = (1, 6, 12)
@@ -46,15 +45,9 @@ class DensePoseKTNHead(nn.Module):
     def __init__(self, input_channels: int, hidden_dim: int, kernel_size: int, num_convs: int, norm: str) -> None:
         super().__init__()
         self.ScaleConvs = ScaleConvs(input_channels)
-        channels = input_channels
-        for k in range(1, num_convs + 1):
-            conv = Conv2d(channels, hidden_dim, kernel_size, padding=kernel_size // 2, bias=not norm,
-                          norm=get_norm(norm, hidden_dim, "MODEL.ROI_DENSEPOSE_HEAD.DEEPLAB.NORM"))
-            c2_msra_fill(conv)
-            self.add_module(f"body_conv_fcn{k}", conv)
-            channels = hidden_dim
+        add_normed_body_convs(self, input_channels, hidden_dim, kernel_size, num_convs, norm)
         self.num_convs = num_convs
-        self.n_out_channels = channels
+        self.n_out_channels = hidden_dim
 
     @classmethod
     def from_config(cls, cfg: CfgNode, input_channels: int) -> "DensePoseKTNHead":
