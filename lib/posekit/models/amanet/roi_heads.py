@@ -59,6 +59,10 @@ class DensePoseAMAROIHeads(KTNROIHeads):
             self.semseg_stride = sem_seg.COMMON_STRIDE
             self.semseg_weight = head.SEMSEG_WEIGHTS
 
+    def branch_on(self, cfg: CfgNode) -> bool:
+        """MODEL.DENSEPOSE_ON (AMANet has no keypoint-only pre-training mode)."""
+        return cfg.MODEL.DENSEPOSE_ON
+
     def build_decoder(self, cfg: CfgNode, input_shape: Dict[str, ShapeSpec]) -> Optional[nn.Module]:
         """None: AMANet pools every level itself."""
         if cfg.MODEL.ROI_DENSEPOSE_HEAD.DECODER_ON or cfg.MODEL.ROI_DENSEPOSE_HEAD.MID_ON:
