@@ -142,7 +142,8 @@ def register_keypoint_set(keypoint_set: KeypointSet) -> None:
 def get_keypoint_set(name: str) -> KeypointSet:
     """Return the registered keypoint set called ``name``."""
     if name not in _REGISTRY:
-        raise ConfigError(f"unknown keypoint set '{name}'; known: {', '.join(sorted(_REGISTRY))}")
+        raise ConfigError(f"unknown keypoint set '{name}'; known: {', '.join(sorted(_REGISTRY))} (or the path of a "
+                          f".yaml / .json keypoint set file)")
     return _REGISTRY[name]
 
 
