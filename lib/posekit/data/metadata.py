@@ -20,8 +20,8 @@ from .dataset_paths import custom_annotation_file, given_paths
 Pair = Tuple[int, int]
 Colour = Tuple[int, int, int]
 logger = logging.getLogger(__name__)
-# OKS sigma of every joint of a set built from json names (no sigmas there): COCO's wrist/elbow range,
-# between its face (0.025) and hip (0.107) values. Documented in README "Your own data".
+# OKS sigma of every joint of a set built from json names (no sigmas there): between COCO's face values
+# (0.025-0.035) and its limb values (0.062-0.107). Documented in README "Your own data".
 DEFAULT_SIGMA = 0.05
 # The rescore net normalises by links 9 and 11 (official), so a set's rescore links are either none or 12+.
 MIN_RESCORE_LINKS = 12
