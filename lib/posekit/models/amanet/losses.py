@@ -6,14 +6,14 @@ U, V, I (x POINT_REGRESSION_WEIGHTS / PART_WEIGHTS), the 15-part S (x INDEX_WEIG
 except, for AMAv2, the I terms (their I is the generated one). With IA_LOSS the main M also gets the
 instance-aware terms (``ia_losses``); with a K output, KTN's keypoint loss on the same ROIs.
 """
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ...structures import Instances
-from ..densepose.losses import DensePoseLosses, part_labels, resample_to_rois
+from ..densepose.losses import DensePoseLosses, roi_part_labels
 from ..ktn.ktm import PART_CHANNELS
 from ..ktn.losses import KeypointLoss
 
@@ -47,19 +47,12 @@ def ia_losses(body_mask: Tensor, labels: Tensor) -> Losses:
     return {"loss_push": push, "loss_pull": zero}
 
 
-def person_labels(rois: Sequence[Instances], size: int, device: torch.device):
-    """(ROI indices, (n, Z, Z) {0, 1} labels) of the concatenated ROIs with part masks; None when none has."""
-    gt_boxes = torch.cat([image.gt_boxes for image in rois])
-    roi_boxes = torch.cat([image.proposal_boxes for image in rois])
-    annotations = [points for image in rois for points in image.gt_densepose]
-    chosen = [k for k, points in enumerate(annotations)
-              if points is not None and len(points) and points.part_masks is not None]
-    if not chosen:
-        return None
-    index = torch.tensor(chosen, device=device)
-    canvases = torch.stack([part_labels(annotations[k].part_masks) for k in chosen]).to(device)
-    labels = resample_to_rois(canvases, gt_boxes[index], roi_boxes[index], (size, size))
-    return index, (labels > 0).long()
+def person_labels(rois: Sequence[Instances], size: int) -> Optional[Tuple[Tensor, Tensor]]:
+    """(ROI indices, (n, Z, Z) {0, 1} person labels) of the concatenated ROIs with part masks; None if none has."""
+    painted = roi_part_labels(torch.cat([image.gt_boxes for image in rois]),
+                              torch.cat([image.proposal_boxes for image in rois]),
+                              [points for image in rois for points in image.gt_densepose], (size, size))
+    return None if painted is None else (painted[0], painted[1].clamp(max=1))
 
 
 class AMALosses:
@@ -99,16 +92,10 @@ class AMALosses:
 
     @staticmethod
     def _ia_terms(rois: Sequence[Instances], body_mask: Tensor) -> Losses:
-        selected = person_labels(rois, body_mask.shape[2], body_mask.device) if len(body_mask) else None
+        selected = person_labels(rois, body_mask.shape[2]) if len(body_mask) else None
         if selected is None:
             zero = body_mask.sum() * 0
             return {"loss_push": zero, "loss_pull": zero}
         index, labels = selected
         return ia_losses(body_mask[index], labels)
 
-
-def loss_names(inter: bool = True, instance_aware: bool = False, keypoints: bool = False) -> List[str]:
-    """The keys AMALosses returns, main terms first."""
-    terms = [f"loss_densepose_{term}" for term in "UVISM"]
-    names = terms + [prefix + term for prefix in INTER_PREFIXES for term in terms] if inter else list(terms)
-    return names + (["loss_push", "loss_pull"] if instance_aware else []) + (["loss_keypoint"] if keypoints else [])

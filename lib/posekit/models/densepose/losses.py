@@ -180,6 +180,19 @@ def resample_to_rois(canvases: Tensor, gt_boxes: Tensor, roi_boxes: Tensor, size
     return F.grid_sample(canvases[:, None], grid, mode="nearest", padding_mode="zeros", align_corners=True)[:, 0]
 
 
+def roi_part_labels(gt_boxes: Tensor, roi_boxes: Tensor, annotations: Sequence[Optional[DensePosePoints]],
+                    size: Tuple[int, int]) -> Optional[Tuple[Tensor, Tensor]]:
+    """(ROI indices, (n, H, W) int64 part labels 0..14 resampled into those ROIs) of the ROIs whose person has
+    points and part masks; None when none has."""
+    rois = [k for k, points in enumerate(annotations)
+            if points is not None and len(points) and points.part_masks is not None]
+    if not rois:
+        return None
+    canvases = torch.stack([part_labels(annotations[k].part_masks) for k in rois]).to(gt_boxes.device)
+    index = torch.tensor(rois, device=gt_boxes.device)
+    return index, resample_to_rois(canvases, gt_boxes[index], roi_boxes[index], size).long()
+
+
 def zero_loss(outputs: Dict[str, Tensor]) -> Tensor:
     """A zero that depends on every output, so that all of the branch's parameters get gradients."""
     return sum(value.sum() for value in outputs.values()) * 0
@@ -243,15 +256,10 @@ class DensePoseLosses:
         """Cross-entropy over the S (and M) maps of the ROIs with points and part masks (zero when there are
         none); the part labels are painted once for both."""
         present = {key: outputs[key] for key in SEGM_LOSSES if key in outputs}
-        rois = [k for k, points in enumerate(annotations)
-                if points is not None and len(points) and points.part_masks is not None]
-        if not rois:
+        painted = roi_part_labels(gt_boxes, roi_boxes, annotations, tuple(next(iter(present.values())).shape[2:]))
+        if painted is None:
             return {SEGM_LOSSES[key]: zero for key in present}
-        device = zero.device
-        canvases = torch.stack([part_labels(annotations[k].part_masks) for k in rois]).to(device)
-        index = torch.tensor(rois, device=device)
-        size = tuple(next(iter(present.values())).shape[2:])
-        labels = resample_to_rois(canvases, gt_boxes[index], roi_boxes[index], size).long()
+        index, labels = painted
         losses = {}
         if "coarse_segm" in present:
             target = labels.clamp(max=1) if self.segm_channels == 2 else labels
