@@ -47,7 +47,8 @@ def load_cfg_from_args(args: argparse.Namespace) -> CfgNode:
     return cfg
 
 
-# errno values meaning "this output path cannot be written".
+# errno values of a path that cannot be written (or read): the tools' output folders checked up front miss
+# these only in races and odd file systems.
 UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR)
 
 
@@ -66,7 +67,7 @@ def run_tool(main: Callable[[Optional[List[str]]], Optional[int]], argv: Optiona
     except OSError as err:
         if debug or err.errno not in UNWRITABLE or not err.filename:
             raise
-        print(f"error: cannot write {err.filename}: {err.strerror}", file=sys.stderr)
+        print(f"error: {err.filename}: {err.strerror}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt as err:
         print(f"interrupted: {err}" if str(err) else "interrupted", file=sys.stderr)
