@@ -8,7 +8,7 @@
   the images, bilinearly resized to its map, > 0.5), x SEMSEG_WEIGHTS; its output feeds nothing else, as released.
 * ``convert_official_state_dict``: AMANet checkpoints' names (KTN's rules, and the AMA head's shared
   ``body_conv_fcn1..8`` into its ``body``); every other AMANet name is posekit's.
-* Test: KTN's: ``pred_keypoints`` from K, the foreground softmax(M)[1] > FG_MASK_THRESHOLD (0.3, AMANet's
+* Inference: KTN's: ``pred_keypoints`` from K, the foreground softmax(M)[1] > FG_MASK_THRESHOLD (0.3, AMANet's
   hard-coded value) as ``pred_densepose_coarse_segm``, so DensePose R-CNN's chart results and tools apply.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
