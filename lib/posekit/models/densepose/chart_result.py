@@ -23,8 +23,10 @@ class DensePoseChartResult:
 
 def int_box_xywh(box_xyxy: torch.Tensor) -> Tuple[int, int, int, int]:
     """(x, y, w, h) of an x1y1x2y2 box, each truncated towards zero (detectron2's ``make_int_box``)."""
-    x1, y1, x2, y2 = (float(v) for v in box_xyxy)
-    return int(x1), int(y1), int(x2 - x1), int(y2 - y1)
+    # Width and height subtracted in the box's dtype, as detectron2's BoxMode.convert: in float32, x2 - x1 can
+    # round up to an integer that the exact difference falls just short of, and the truncated size follows.
+    x, y, w, h = torch.cat([box_xyxy[:2], box_xyxy[2:] - box_xyxy[:2]]).tolist()
+    return int(x), int(y), int(w), int(h)
 
 
 def _resized(maps: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
