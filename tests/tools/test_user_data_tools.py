@@ -180,3 +180,10 @@ def test_mpii_json_becomes_a_custom_set_with_the_mpii_keypoint_set(tmp_path):
     # Built from the json's names, the flip pairs are the set file's.
     derived = keypoint_set_from_names("x", mpii.joint_names).flip_pairs
     assert sorted(tuple(sorted(pair)) for pair in derived) == sorted(tuple(sorted(pair)) for pair in mpii.flip_pairs)
+
+
+def test_an_unwritable_path_found_late_is_still_one_line_and_exit_2(capsys):
+    def writes_into_a_read_only_folder(argv):
+        raise PermissionError(13, "Permission denied", "/read-only/results.json")
+    code, err = exit_of(writes_into_a_read_only_folder, [], capsys)
+    assert code == 2 and err == ["error: /read-only/results.json: Permission denied"]
