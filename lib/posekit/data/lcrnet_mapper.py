@@ -4,9 +4,9 @@ Each non-crowd annotation's ``pose`` (5J numbers: 2D in pixels, 3D in metres, to
 becomes a float64 row of ``gt_poses`` (N, 5J). Images are resized as Detectron's ``prep_im_for_blob`` (one
 scale factor, short side to INPUT.MIN_SIZE_*, capped so the rounded long side stays within INPUT.MAX_SIZE_*,
 OpenCV INTER_LINEAR: the pixels the released models saw) or, with INPUT.RESIZE_LIBRARY "pil", as the
-detector's; boxes and poses follow, then the training flip (detectron2's draw order: short side, flip);
-the poses' 2D moves with them, and the flip is the correct one of lcrnet.md 9 (``codec.flip_poses``: x ->
-W - x as the boxes, X -> -X, left and right joints swapped), which the public trainer lacked. The release
+detector's; boxes and the poses' 2D follow. Then the training flip (detectron2's draw order: short side, flip)
+mirrors boxes and poses as lcrnet.md 9 says (``codec.flip_poses``: x -> W - x as the boxes, X -> -X, left and
+right joints swapped), which the public trainer could not do. The release
 trained without flipping (``USE_FLIPPED False``): INPUT.RANDOM_FLIP "none" reproduces it.
 
 The 5J layout is known only to ``posekit.models.lcrnet.codec``, above this layer: the caller hands the mapper
@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from yacs.config import CfgNode
 
-from ..structures import Instances
 from ..config.lcrnet import RESIZE_LIBRARIES
+from ..structures import Instances
 from ..utils.errors import ConfigError, DataError
 from .detection_mapper import FLIP_PROBABILITY, DetectionMapper
 from .instance_transforms import horizontal_flip, resize_instances
@@ -92,7 +92,7 @@ class LCRNetMapper(DetectionMapper):
 
     def _augment(self, image: np.ndarray, instances: Instances,
                  rng: Optional[np.random.Generator]) -> Tuple[np.ndarray, Instances]:
-        """The detector's resize (poses' 2D scaled with the boxes), then the training flip of boxes and poses."""
+        """The resize (poses' 2D scaled with the boxes), then the training flip of boxes and poses."""
         height, width = image.shape[:2]
         image, instances = super()._augment(image, instances, rng)
         scale = torch.tensor([image.shape[1] / width, image.shape[0] / height], dtype=torch.float64)
