@@ -106,8 +106,9 @@ def main() -> int:
           f"  LCR-Net weights and loss curves:           {lcrnet_dir}/\n"
           f"  LCR-Net figure (2D skeletons over the image, 3D poses below) and people json:\n"
           f"                                             {LCRNET_OUTPUT}/{Path(LCRNET_IMAGE).stem}_lcrnet.png,\n"
-          f"                                             {LCRNET_OUTPUT}/lcrnet_results.json ({LCRNET_SECONDS} s of training on\n"
-          f"                                             four images: it shows the pipeline, not accuracy)\n"
+          f"                                             {LCRNET_OUTPUT}/lcrnet_results.json\n"
+          f"                                             ({LCRNET_SECONDS} s of training on four images: it shows\n"
+          f"                                             the pipeline, not accuracy)\n"
           f"  tensorboard logs:                          log/\n\n"
           + OFFICIAL_WEIGHTS_HELP.format(seconds=TRAIN_SECONDS))
     return 0
