@@ -267,3 +267,11 @@ def test_ktn_and_densepose_files_stay_theirs(official):
 def test_unknown_key_fails_with_its_name(official):
     with pytest.raises(ConfigError, match="INTER_WEIGHT"):
         official("typo.yaml", AMA_V2.replace("INTER_WEIGHTS: 0.5", "INTER_WEIGHT: 0.5"))
+
+
+def test_shipped_amav2_file_names_its_start_model_and_the_tree_has_hrnet_keys(repo_root):
+    """The release's AMAv2 file sets no MODEL.WEIGHTS and its tree lacks the HRNet section (densepose.md 10.2)."""
+    cfg = load_cfg(str(repo_root / "experiments/densepose_coco/densepose_AMA_R_50_FPN_s1x.yaml"))
+    assert cfg.MODEL.WEIGHTS == "model/amanet/SemSegAMA_IA_3xDeConv_kpt_R_50_FPN_s1x.pth"
+    assert "model/amanet/SemSegAMA_IA_3xDeConv_kpt_R_50_FPN_s1x.pth" in (repo_root / "docs/models/amanet.md").read_text()
+    assert get_cfg("amanet").MODEL.HRNET.HRFPN.OUT_CHANNELS == 256
