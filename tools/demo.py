@@ -89,7 +89,7 @@ def main() -> int:
                  ["show", DENSEPOSE_CFG, str(densepose_dir / FINAL_FILE), DENSEPOSE_IMAGE, "dp_segm,bbox",
                   "--min_score", "0.3", "--output", DENSEPOSE_OUTPUT])
         run_step(f"6/7 train a tiny LCR-Net on data/samples/h36m for at most {LCRNET_SECONDS} s", "train.py",
-                 ["--cfg", LCRNET_CFG, "SOLVER.MAX_TIME", str(LCRNET_SECONDS)])
+                 ["--cfg", LCRNET_CFG, "--new-run", "SOLVER.MAX_TIME", str(LCRNET_SECONDS)])
         run_step(f"7/7 draw its 2D and 3D poses on {LCRNET_IMAGE}", "lcrnet_demo.py",
                  ["--cfg", LCRNET_CFG, "--input", LCRNET_IMAGE, "--output", LCRNET_OUTPUT,
                   "MODEL.WEIGHTS", str(lcrnet_dir / FINAL_FILE)])
