@@ -119,10 +119,12 @@ def _draw_matrices(image: np.ndarray, detections: Iterable[Mapping[str, Any]], v
     canvas = image.copy()
     for det in _checked(detections):
         into, part = _box_window(det, canvas.shape[:2])
+        inside = det["labels"][part] > 0
+        if not inside.any():  # e.g. a box past the image's edge: OpenCV's colour map dies (SIGFPE) on 0 columns
+            continue
         matrix = np.clip(values(det)[part] * scale, 0, 255).astype(np.uint8)
         coloured = cv2.applyColorMap(matrix, cv2.COLORMAP_PARULA).astype(np.float64)
         window = canvas[into]
-        inside = det["labels"][part] > 0
         blended = window[inside] * (1.0 - alpha) + coloured[inside] * alpha
         window[inside] = np.clip(blended, 0, 255).astype(np.uint8)
     return canvas
