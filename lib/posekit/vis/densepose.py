@@ -168,6 +168,8 @@ def draw_dp_contour(image: np.ndarray, detections: Iterable[Mapping[str, Any]],
     for det in _checked(detections):
         into, part = _box_window(det, canvas.shape[:2])
         labels = det["labels"][part]
+        if not (labels > 0).any():  # lines lie on the foreground only; OpenCV fails on an empty window
+            continue
         window = canvas[into]
         for values in det["uv"][:, part[0], part[1]]:
             line = contour_mask(labels, values, levels)
