@@ -86,6 +86,36 @@ def test_channel_attention_matches_a_direct_computation():
     torch.testing.assert_close(attended[2], plain[2] * head.channel_attention(2, plain[2])[:, :, None, None])
 
 
+def test_head_paths_and_fusion_match_a_direct_computation():
+    """P2 -> deconv_p3; P3, P4 -> p2, p3; P5 -> p1, p2, p3 (densepose.md 12); the static path reads the paths
+    before attention, the dynamic one their attended sum; ReLU after each of the three convs."""
+    torch.manual_seed(0)
+    head = DensePoseAMAHead(2, 4, 3, 1, 4).double()
+    with torch.no_grad():
+        for param in head.parameters():
+            param.copy_(torch.randn_like(param) * 0.5)
+    pooled = [torch.randn(1, 2, s, s, dtype=torch.float64) for s in (4, 2, 2, 1)]
+
+    def deconv(x, k):
+        layer = getattr(head, f"deconv_p{k}")[0]
+        return F.relu(F.conv_transpose2d(x, layer.weight, layer.bias, stride=2, padding=1))
+
+    stack = head.body.body_conv_fcn1
+    body = [F.relu(F.conv2d(x, stack.weight, stack.bias, padding=1)) for x in pooled]
+    plain = [deconv(body[0], 3), deconv(deconv(body[1], 2), 3), deconv(deconv(body[2], 2), 3),
+             deconv(deconv(deconv(body[3], 1), 2), 3)]
+    fused, attended = head(pooled)
+    for path, got in zip(plain, head.upsampled_paths(pooled)):
+        torch.testing.assert_close(got, path)
+    static = F.relu(F.conv2d(torch.cat(plain, dim=1), head.ama_static_conv_emb.weight, head.ama_static_conv_emb.bias,
+                             padding=1))
+    dynamic = F.relu(F.conv2d(sum(attended), head.ama_dynamic_conv_emb.weight, head.ama_dynamic_conv_emb.bias,
+                              padding=1))
+    expected = F.relu(F.conv2d(torch.cat([static, dynamic], dim=1), head.instance_embedding_layer1.weight,
+                               head.instance_embedding_layer1.bias))
+    torch.testing.assert_close(fused, expected)
+
+
 def attention(x_k, x_v, x_q, layers):
     """The release's single-head block, in NumPy: LeakyReLU projections, softmax(q k^T / sqrt d) v, final + v."""
     (wk, bk), (wv, bv), (wq, bq), (wf, bf) = layers
@@ -192,7 +222,7 @@ def test_ama_v1_predictor_outputs_and_gaussian_init():
     torch.manual_seed(0)
     predictor = AMAPredictor(8, 24, num_keypoints=17, kpt_up_scale=2)
     assert 0.0005 < float(predictor.index_uv_layer.weight.detach().std()) < 0.0015  # N(0, 0.001)
-    assert float(predictor.u_layer.bias.abs().sum()) == 0
+    assert not predictor.u_layer.bias.detach().any()
     main, inter = predictor(torch.randn(1, 8, 6, 6), [torch.randn(1, 8, 6, 6)] * 4)
     assert {key: tuple(value.shape[1:]) for key, value in main.items()} == {
         "coarse_segm": (15, 6, 6), "fine_segm": (25, 6, 6), "u": (25, 6, 6), "v": (25, 6, 6),
