@@ -70,8 +70,8 @@ class Decoder(nn.Module):
 class DensePoseROIHeads(StandardROIHeads):
     """Standard FPN ROI heads with the DensePose branch on the foreground proposals / detections.
 
-    Variants (KTN) override the hooks ``branch_on``, ``build_decoder``, ``build_predictor``, ``build_losses``
-    and ``test_outputs``."""
+    Variants (KTN, AMANet) override the hooks ``branch_on``, ``build_decoder``, ``build_predictor``,
+    ``build_losses``, ``predict`` and ``test_outputs``."""
 
     def __init__(self, cfg: CfgNode, input_shape: Dict[str, ShapeSpec]) -> None:
         super().__init__(cfg, input_shape)
@@ -117,7 +117,11 @@ class DensePoseROIHeads(StandardROIHeads):
         maps = [features[name] for name in self.in_features]
         if self.use_decoder:
             maps = [self.decoder(maps)]
-        return self.densepose_predictor(self.densepose_head(self.densepose_pooler(maps, boxes)))
+        return self.predict(self.densepose_head(self.densepose_pooler(maps, boxes)))
+
+    def predict(self, head_output: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """The predictor's outputs on the head's (R, C, S, S) output."""
+        return self.densepose_predictor(head_output)
 
     def forward_branches(self, features: Dict[str, torch.Tensor], instances: List[Instances]) -> Losses:
         """Training: the DensePose losses of the foreground proposals (densepose.md 2.4). Test:

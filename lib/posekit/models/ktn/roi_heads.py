@@ -97,12 +97,8 @@ class KTNROIHeads(DensePoseROIHeads):
         """(classes + 1 + box-regression rows, D): the box predictor's classifier and regressor weights."""
         return torch.cat([self.box_predictor.cls_score.weight, self.box_predictor.bbox_pred.weight])
 
-    def densepose_outputs(self, features: Dict[str, Tensor], boxes: List[Tensor]) -> Dict[str, Tensor]:
-        """Predictor outputs {name: (R, C, H, W)} for per-image boxes; KTM v2 also gets the box weights."""
-        maps = [features[name] for name in self.in_features]
-        if self.use_decoder:
-            maps = [self.decoder(maps)]
-        head_output = self.densepose_head(self.densepose_pooler(maps, boxes))
+    def predict(self, head_output: Tensor) -> Dict[str, Tensor]:
+        """The predictor's outputs; KTM v2 also gets the box weights."""
         if getattr(self.densepose_predictor, "takes_box_weights", False):
             return self.densepose_predictor(head_output, self.box_weights())
         return self.densepose_predictor(head_output)
