@@ -4,8 +4,7 @@ import math
 
 import torch
 
-from posekit.models.detection.keypoint_head import (KRCNNConvDeconvUpsampleHead, heatmaps_to_keypoints,
-                                                    keypoint_rcnn_loss, keypoints_to_heatmap,
+from posekit.models.detection.keypoint_head import (heatmaps_to_keypoints, keypoint_rcnn_loss, keypoints_to_heatmap,
                                                     select_with_visible_keypoints)
 from posekit.structures import Instances
 
@@ -54,8 +53,3 @@ def test_rois_without_a_visible_keypoint_inside_are_left_out():
                      gt_keypoints=torch.tensor([[[10.0, 10.0, 2]], [[25.0, 25.0, 0]], [[60.0, 5.0, 2]]]))
     assert select_with_visible_keypoints(rois).proposal_boxes.tolist() == [[0.0, 0.0, 10.0, 10.0]]
 
-
-def test_keypoint_rcnn_head_names_and_output_size():
-    head = KRCNNConvDeconvUpsampleHead(8, [16, 16], num_keypoints=17)
-    assert {"conv_fcn1.weight", "conv_fcn2.bias", "score_lowres.weight"} <= set(head.state_dict())
-    assert head(torch.zeros(2, 8, 14, 14)).shape == (2, 17, 56, 56)

@@ -1,8 +1,8 @@
 """Keypoint R-CNN's keypoint branch pieces (detectron2 ``roi_heads/keypoint_head.py`` semantics), generic enough
 for KTN's keypoint branch (densepose.md 3.7) and AMANet's.
 
-* ``KRCNNConvDeconvUpsampleHead``: ``conv_fcn1..N`` (3x3 + ReLU), ``score_lowres`` (transposed conv k4 s2 p1 to
-  the keypoint count), then bilinear x ``up_scale``; registered in ``ROI_KEYPOINT_HEAD_REGISTRY``.
+* ``keypoint_deconv`` / ``upsample`` / ``msra_fill_all``: the x2 transposed conv (k4 s2 p1) giving keypoint logits,
+  the bilinear upsampling after it, and detectron2's keypoint-head initialisation.
 * ``keypoints_to_heatmap``: ground-truth keypoints -> one cell index per (ROI, keypoint) on a Z x Z map spanning
   the ROI, and whether it is valid (visible and inside).
 * ``keypoint_rcnn_loss``: softmax cross-entropy over the Z*Z cells of each valid (ROI, keypoint), summed and
@@ -15,12 +15,8 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from yacs.config import CfgNode
 
 from ...structures import Instances
-from ...utils.registry import Registry
-
-ROI_KEYPOINT_HEAD_REGISTRY: Registry = Registry("ROI keypoint head")
 
 
 def keypoint_deconv(in_channels: int, num_keypoints: int, kernel_size: int = 4) -> nn.ConvTranspose2d:
@@ -38,47 +34,11 @@ def msra_fill_all(module: nn.Module) -> None:
             nn.init.kaiming_normal_(param, mode="fan_out", nonlinearity="relu")
 
 
-class KRCNNConvDeconvUpsampleHead(nn.Module):
-    """3x3 conv + ReLU stack (``conv_fcn1..N``), ``score_lowres`` deconv x2, bilinear x ``up_scale``."""
-
-    def __init__(self, input_channels: int, conv_dims: Sequence[int], num_keypoints: int, up_scale: int = 2) -> None:
-        super().__init__()
-        channels = input_channels
-        for k, dims in enumerate(conv_dims, start=1):
-            self.add_module(f"conv_fcn{k}", nn.Conv2d(channels, dims, 3, padding=1))
-            channels = dims
-        self.num_convs = len(conv_dims)
-        self.score_lowres = keypoint_deconv(channels, num_keypoints)
-        self.up_scale = up_scale
-        msra_fill_all(self)
-
-    @classmethod
-    def from_config(cls, cfg: CfgNode, input_channels: int) -> "KRCNNConvDeconvUpsampleHead":
-        """The head of MODEL.ROI_KEYPOINT_HEAD (CONV_DIMS, NUM_KEYPOINTS; detectron2's up-scale 2)."""
-        head = cfg.MODEL.ROI_KEYPOINT_HEAD
-        return cls(input_channels, list(head.CONV_DIMS), head.NUM_KEYPOINTS)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(R, C, S, S) pooled features -> (R, K, 2 S x up_scale, 2 S x up_scale) keypoint logits."""
-        for k in range(1, self.num_convs + 1):
-            x = F.relu(getattr(self, f"conv_fcn{k}")(x))
-        return upsample(self.score_lowres(x), self.up_scale)
-
-
 def upsample(x: Tensor, scale: int) -> Tensor:
     """Bilinear x ``scale`` (align_corners False); identity for 1."""
     if scale == 1:
         return x
     return F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
-
-
-ROI_KEYPOINT_HEAD_REGISTRY.register("KRCNNConvDeconvUpsampleHead", KRCNNConvDeconvUpsampleHead.from_config)
-
-
-def build_keypoint_head(cfg: CfgNode, input_channels: int) -> nn.Module:
-    """The keypoint head named by MODEL.ROI_KEYPOINT_HEAD.NAME."""
-    name = cfg.MODEL.ROI_KEYPOINT_HEAD.NAME
-    return ROI_KEYPOINT_HEAD_REGISTRY.get(name, "MODEL.ROI_KEYPOINT_HEAD.NAME")(cfg, input_channels)
 
 
 def keypoints_to_heatmap(keypoints: Tensor, rois: Tensor, heatmap_size: int) -> Tuple[Tensor, Tensor]:
