@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from posekit.apis.densepose import DensePoseEstimator
+from posekit.apis.densepose.apply_net import people_arrays
 from posekit.config import family_of, load_cfg
 from posekit.models import build_model
 from posekit.models.ktn import export_keypoint_classifier, mask_foreground_logits
@@ -208,6 +209,8 @@ def test_inference_attaches_charts_and_keypoints_in_original_image_pixels(name):
     people = DensePoseEstimator.results(found)
     assert [p["keypoints"].shape for p in people] == [(17, 3), (17, 3)] and people[0]["keypoints"].dtype == np.float32
     assert people[1]["labels"].shape == (103, 63)  # the chart result over the scaled box, as before
+    dumped = people_arrays(people)  # tools/apply_net.py dump keeps them
+    assert np.array_equal(dumped["keypoints"], np.stack([p["keypoints"] for p in people]))
 
 
 def test_detections_keypoints_are_scaled_like_their_boxes():

@@ -2,9 +2,10 @@
 dumped as plain files or drawn over the greyed images.
 
 ``dump`` writes, instead of the official pickle, one ``<stem>.NNNN.npz`` per image (boxes (N, 4) float32 x1, y1,
-x2, y2; scores (N,) float32; labels_K uint8 (h, w) and uv_K float32 (2, h, w) of detection K, by decreasing score)
-next to a json index ``<output>`` listing each image with its npz name, size, boxes and scores. ``show`` writes
-one PNG per image; NNNN is the image's 1-based position, inserted before the extension as the official tool does.
+x2, y2; scores (N,) float32; labels_K uint8 (h, w) and uv_K float32 (2, h, w) of detection K, by decreasing score;
+keypoints (N, 17, 3) float32 x, y, score for models that predict them, KTN / AMANet) next to a json index
+``<output>`` listing each image with its npz name, size, boxes and scores. ``show`` writes one PNG per image; NNNN
+is the image's 1-based position, inserted before the extension as the official tool does.
 """
 import io
 import os
@@ -60,6 +61,8 @@ def people_arrays(people: Sequence[Person]) -> Dict[str, np.ndarray]:
     for k, person in enumerate(people):
         arrays[f"labels_{k}"] = np.asarray(person["labels"], np.uint8)
         arrays[f"uv_{k}"] = np.asarray(person["uv"], np.float32)
+    if people and "keypoints" in people[0]:
+        arrays["keypoints"] = np.stack([np.asarray(p["keypoints"], np.float32) for p in people])
     return arrays
 
 
