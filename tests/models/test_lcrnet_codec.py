@@ -54,6 +54,10 @@ def test_layout_slices():
     assert pose2d[0, 3].tolist() == [3, 13 + 3]
     assert pose3d[0, 12].tolist() == [26 + 12, 39 + 12, 52 + 12]
     assert torch.equal(codec.join_poses(pose2d, pose3d)[0], pose)
+    # No rows (an image without people): shapes still follow J, the flip and the 2D scaling included.
+    none = codec.join_poses(torch.zeros(0, J, 2), torch.zeros(0, J, 3))
+    assert none.shape == (0, 5 * J)
+    assert codec.flip_poses(none, image_width=100).shape == (0, 5 * J)
 
 
 def test_decode_matches_official_and_keeps_float64():

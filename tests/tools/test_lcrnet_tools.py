@@ -223,6 +223,10 @@ def test_training_mapper_moves_poses_with_the_image():
     np.testing.assert_allclose(flipped["instances"].gt_poses[0].numpy(), mirrored.ravel(), rtol=1e-12)
     box = flipped["instances"].gt_boxes[0].numpy()
     np.testing.assert_allclose(box, [500 - 500 * 0.5, 200 * 501 / 1002, 500 - 300 * 0.5, 700 * 501 / 1002], rtol=1e-6)
+    # An image without people is resized and flipped too: no pose rows, the width still 5J.
+    nobody = dict(record, annotations=[])
+    assert [tuple(item["instances"].gt_poses.shape) for item in
+            (flipping(nobody, np.random.SeedSequence(seed)) for seed in range(4))] == [(0, 65)] * 4
 
 
 @pytest.mark.parametrize("size, expected", [

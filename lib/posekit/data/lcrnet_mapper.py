@@ -96,13 +96,10 @@ class LCRNetMapper(DetectionMapper):
         height, width = image.shape[:2]
         image, instances = super()._augment(image, instances, rng)
         scale = torch.tensor([image.shape[1] / width, image.shape[0] / height], dtype=torch.float64)
-        # Test images come without people: no pose to move.
-        if len(instances):
-            instances.gt_poses = self.pose_transforms.scale_2d(instances.gt_poses, scale)
+        instances.gt_poses = self.pose_transforms.scale_2d(instances.gt_poses, scale)
         if self.is_train and self.flip_poses and rng.random() < FLIP_PROBABILITY:
             image, instances = horizontal_flip(image, instances, None)
-            if len(instances):
-                instances.gt_poses = self.pose_transforms.flip(instances.gt_poses, image.shape[1])
+            instances.gt_poses = self.pose_transforms.flip(instances.gt_poses, image.shape[1])
         return image, instances
 
 

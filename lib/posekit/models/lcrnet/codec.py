@@ -73,7 +73,8 @@ def split_poses(poses: Tensor) -> Tuple[Tensor, Tensor]:
 def join_poses(pose2d: Tensor, pose3d: Tensor) -> Tensor:
     """2D (..., J, 2) and 3D (..., J, 3) -> (..., 5J) vectors (the inverse of ``split_poses``)."""
     joints = torch.cat([pose2d, pose3d], dim=-1)
-    return joints.transpose(-1, -2).reshape(*joints.shape[:-2], -1)
+    # The width spelled out: reshape cannot infer a -1 next to a zero-sized dimension (no rows).
+    return joints.transpose(-1, -2).reshape(*joints.shape[:-2], joints.shape[-2] * joints.shape[-1])
 
 
 def _box_origin_and_sides(boxes: Tensor) -> Tuple[Tensor, Tensor]:
