@@ -119,6 +119,24 @@ def test_empty_input_gives_no_people():
     assert out["scores"].shape == (0,) and out["pose2d"].shape == (0, J, 2) and out["pose3d"].shape == (0, J, 3)
 
 
+def test_zero_score_proposals_weigh_alike_and_make_no_person():
+    # min_proposals lowers the threshold to 0: the second RoI's zero-score pairs join as a group of their own.
+    scores, boxes, pose2d, pose3d = dense([([0, 0, 100, 200], {1: (0.9, BASE2D, BASE3D)}),
+                                           ([300, 0, 400, 200], {1: (0.0, BASE2D + [300, 0], BASE3D),
+                                                                 2: (0.0, BASE2D + [310, 0], BASE3D + 0.01)})],
+                                          num_classes=2)
+    with np.errstate(all="raise"):
+        out = integrate_poses(scores, boxes, pose2d, pose3d, IMAGE, num_full_body_classes=2, min_proposals=3,
+                              return_intermediates=True, **PARAMS)
+    assert len(out["proposals"]["score"]) == 4 and out["proposals"]["score"].min() == 0
+    zero_mode = next(modes[0] for modes in out["modes"] if 3 in modes[0]["members"])
+    assert zero_mode["score"] == 0 and sorted(zero_mode["members"]) == [2, 3]
+    # The plain mean of the two zero-score poses: x shifted by 10 / 2, 3D by 0.01 / 2.
+    np.testing.assert_allclose(zero_mode["pose2d"], BASE2D + [305, 0], rtol=1e-12)
+    np.testing.assert_allclose(zero_mode["pose3d"], BASE3D + 0.005, rtol=1e-12)
+    np.testing.assert_allclose(out["scores"], [0.9], rtol=1e-12)
+
+
 def test_select_proposals_default_threshold_and_release_minimum():
     scores = np.array([[0.94, 0.05, 0.01], [0.68, 0.30, 0.02], [0.91, 0.04, 0.05]], np.float32)
     rois, classes, kept, threshold = select_proposals(scores)

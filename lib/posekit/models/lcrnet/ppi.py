@@ -127,11 +127,14 @@ def _modes(group: np.ndarray, scores: np.ndarray, pose2d: np.ndarray, pose3d: np
         if unused[best] < 0 or (group_scores[best] < min_mode_score and modes):
             break
         members = np.flatnonzero(_mean_distance(group3d, group3d[best]) < th_pose3d)
-        weights = group_scores[members]
+        score = group_scores[members].sum()
+        # Scores that are all 0 (kept when min_proposals lowers the threshold to 0) weigh the members alike:
+        # the release divides 0 by 0 (a NaN pose); either way the mode scores 0 and is never a person.
+        weights = group_scores[members] if score > 0 else np.ones(len(members), group_scores.dtype)
         mean = np.tensordot(weights, joints[members], axes=1) / weights.sum()
         leg_weights = weights * leg_factor[members]
         mean[lower] = np.tensordot(leg_weights, joints[members][:, lower], axes=1) / leg_weights.sum()
-        modes.append({"members": group[members], "score": weights.sum(), "pose2d": mean[:, :2],
+        modes.append({"members": group[members], "score": score, "pose2d": mean[:, :2],
                       "pose3d": mean[:, 2:]})
         # Used proposals leave the race for the next mode centre (scores are >= 0, so -1 marks them).
         unused[members] = -1
