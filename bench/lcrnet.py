@@ -7,8 +7,9 @@ Input: the Human3.6M sample S1 image (1000x1002 -> 800x798), batch 1, random wei
 redistributable), the model in its inference form (AffineChannel folded into the convolutions, channels_last:
 what LCRNetEstimator runs), RPN keeping 1000 RoIs. "network" is the forward with the decode of every (RoI,
 class) pose in original pixels (1000 x 20 x 13 joints); "PPI" integrates the 1000 best-scoring (RoI, class)
-proposals (the score threshold set to the 1000th score: random weights score every pair alike, so the release's
-0.1/K filter would keep all 20000) with the release's InTheWild parameters, both grouping modes. Goal
+proposals (the score threshold set to the 1000th score: random weights give each RoI one class of probability
+about 1 and the others about 0, so the threshold is 0 and most proposals score 0) with the release's InTheWild
+parameters, both grouping modes. Goal
 (issue 21): PPI on 1000 proposals under 10 % of the network time.
 --write replaces the "## LCR-Net, CPU" / "## LCR-Net, GPU" section of bench/RESULTS.md.
 """
