@@ -13,7 +13,7 @@ from posekit.apis.densepose import DensePoseEstimator
 from posekit.config import family_of, load_cfg
 from posekit.models import build_model, load_weights
 from posekit.structures import Instances
-from posekit.utils.errors import ConfigError
+from posekit.utils.errors import CheckpointError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -114,7 +114,7 @@ def detector_parameters():
 def test_relation_parts_config_without_its_classifier_file_names_it():
     cfg = load_cfg(str(EXPERIMENTS / "densepose_coco/ama_v1/"
                        "densepose_SemSegAMA_IA_3xDeConv_relation_parts_R_50_FPN_s1x.yaml"))
-    with pytest.raises(ConfigError, match="KPT_CLASSIFIER_WEIGHT_DIR: model/amanet/kpt_classifier.pkl: keypoint "
+    with pytest.raises(CheckpointError, match="KPT_CLASSIFIER_WEIGHT_DIR: model/amanet/kpt_classifier.pkl: keypoint "
                                           "classifier file not found"), torch.device("meta"):
         build_model(cfg)
 

@@ -13,7 +13,7 @@ from posekit.models.amanet import (AMAPredictor, DensePoseAMAHead, MultiROIPoole
                                    TaskTransformerAMAPredictorV2, ia_losses, level_sizes)
 from posekit.models.amanet.predictor import load_kpt_classifier
 from posekit.ops import roi_align
-from posekit.utils.errors import ConfigError
+from posekit.utils.errors import CheckpointError, ConfigError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -209,12 +209,14 @@ def test_relation_parts_predictor_uses_its_classifier_file_and_names_a_missing_o
     torch.testing.assert_close(main["keypoints"], expected_k)
     assert main["fine_segm"].shape == (2, 25, 6, 6) and len(inter) == 2
     missing = tmp_path / "nowhere" / "kpt_classifier.pkl"
-    with pytest.raises(ConfigError, match=f"KPT_CLASSIFIER_WEIGHT_DIR: {missing}: keypoint classifier file not"):
+    with pytest.raises(CheckpointError, match=f"KPT_CLASSIFIER_WEIGHT_DIR: {missing}: keypoint classifier file not found"):
         load_kpt_classifier(str(missing), 4, 17)
     with pytest.raises(ConfigError, match="KPT_CLASSIFIER_WEIGHT_DIR is empty"):
         load_kpt_classifier("", 4, 17)
+    with pytest.raises(CheckpointError, match=r"expected 'kpt_weight' of shape \(17, 8, 3, 3\), got \(17, 4, 3, 3\)"):
+        load_kpt_classifier(str(path), 8, 17)
     write_classifier(path, drop="emb_bias")
-    with pytest.raises(ConfigError, match="expected 'emb_bias' of shape"):
+    with pytest.raises(CheckpointError, match="expected arrays 'kpt_weight', 'kpt_bias', 'emb_weight', 'emb_bias'"):
         load_kpt_classifier(str(path), 4, 17)
 
 

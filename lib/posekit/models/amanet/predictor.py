@@ -18,21 +18,18 @@ Generated kernels do not depend on the image: in eval mode they are computed onc
 Relation matrices the release leaves uninitialised (R_k of both generators) start from KPT_SURF_RELATION_DIR's
 keypoint graph when given, else N(0, 0.001) like the release's other relation matrices.
 """
-import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from yacs.config import CfgNode
 
-from ...utils.errors import ConfigError
+from ...utils.errors import CheckpointError, ConfigError
 from ..densepose.predictor import BODY_MASK_CHANNELS, DENSEPOSE_PREDICTOR_REGISTRY
 from ..detection.keypoint_head import upsample
-from ..ktn.ktm import (BOX_ROWS, LEAKY_SLOPE, PART_CHANNELS, RANDOM_RELATION_STD, CachedKernel, relation_matrix,
-                       transfer_mlp)
-from ..safe_pickle import load_safe_pickle
+from ..ktn.ktm import (BOX_ROWS, KPT_CLASSIFIER_KEY, LEAKY_SLOPE, PART_CHANNELS, RANDOM_RELATION_STD, CachedKernel,
+                       read_keypoint_classifier, relation_matrix, transfer_mlp)
 from .head import kaiming_fan_out_init
 
 Outputs = Dict[str, Tensor]
@@ -40,7 +37,6 @@ PredictorResult = Tuple[Outputs, List[Outputs]]
 KERNEL = 3  # every AMA predictor layer is a 3x3 conv
 # Intermediate heads: output name -> the layer prefix of "<prefix>_inter_body_conv_fcn{1,2}".
 INTER_LAYERS = {"coarse_segm": "ann_index", "fine_segm": "index_uv", "u": "u", "v": "v", "body_mask": "body_mask"}
-KPT_CLASSIFIER_KEY = "MODEL.ROI_DENSEPOSE_HEAD.KPT_CLASSIFIER_WEIGHT_DIR"
 
 
 def _conv(in_channels: int, out_channels: int) -> nn.Conv2d:
@@ -149,24 +145,19 @@ class AMAPredictor(CachedKernel):
 
 
 def load_kpt_classifier(path: str, channels: int, num_keypoints: int) -> Dict[str, Tensor]:
-    """The relation-parts keypoint classifier pickle: kpt_weight (K, C, 3, 3), kpt_bias (K,), emb_weight
-    (C, C, 3, 3), emb_bias (C,), read as arrays only."""
+    """The relation-parts keypoint classifier pickle (KTN's reader): kpt_weight (K, C, 3, 3), kpt_bias (K,),
+    emb_weight (C, C, 3, 3), emb_bias (C,)."""
     if not path:
         raise ConfigError(f"{KPT_CLASSIFIER_KEY} is empty: the relation-parts AMA predictor needs the keypoint "
                           f"classifier pickle (kpt_classifier.pkl with kpt_weight, kpt_bias, emb_weight, emb_bias)")
-    if not os.path.isfile(path):
-        raise ConfigError(f"{KPT_CLASSIFIER_KEY}: {path}: keypoint classifier file not found")
-    stored = load_safe_pickle(path)
     shapes = {"kpt_weight": (num_keypoints, channels, KERNEL, KERNEL), "kpt_bias": (num_keypoints,),
               "emb_weight": (channels, channels, KERNEL, KERNEL), "emb_bias": (channels,)}
-    arrays = {}
+    arrays = read_keypoint_classifier(path, tuple(shapes))
     for name, shape in shapes.items():
-        value = stored.get(name) if isinstance(stored, dict) else None
-        if value is None or tuple(np.shape(value)) != shape:
-            raise ConfigError(f"{KPT_CLASSIFIER_KEY}: {path}: expected '{name}' of shape {shape}, got "
-                              f"{None if value is None else tuple(np.shape(value))}")
-        arrays[name] = torch.as_tensor(np.asarray(value), dtype=torch.float32)
-    return arrays
+        if arrays[name].shape != shape:
+            raise CheckpointError(f"{KPT_CLASSIFIER_KEY}: {path}: expected '{name}' of shape {shape}, got "
+                                  f"{arrays[name].shape}")
+    return {name: torch.from_numpy(value) for name, value in arrays.items()}
 
 
 class RelationPartsAMAPredictor(AMAPredictor):

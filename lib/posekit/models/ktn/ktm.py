@@ -18,7 +18,8 @@ Every output is bilinearly upsampled by UP_SCALE after its x2 transposed conv, K
 """
 import functools
 import logging
-from typing import Dict, Optional
+import os
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -41,6 +42,7 @@ BOX_ROWS = 6  # person class + background scores, 4 box-regression rows
 RELATION_GRAPHS = {"kpt_surf": "KPT_SURF_RELATION_DIR", "part_surf": "PART_SURF_RELATION_DIR",
                    "person_surf": "BBOX_SURF_RELATION_DIR"}
 RANDOM_RELATION_STD = 0.001  # N(0, 0.001): how KTNv2-hist and AMANet initialise matrices without a graph
+KPT_CLASSIFIER_KEY = "MODEL.ROI_DENSEPOSE_HEAD.KPT_CLASSIFIER_WEIGHT_DIR"
 
 
 def flatten_classifier(weight: Tensor) -> Tensor:
@@ -91,21 +93,20 @@ def relation_parameter(matrix, sources: int, charts: int, what: str) -> nn.Param
     return nn.Parameter(tensor.clone())
 
 
-def read_keypoint_classifier(path: str) -> Dict[str, np.ndarray]:
-    """KTM v1's keypoint classifier {"kpt_weight": (C, K, 4, 4), "kpt_bias": (K,)} from an npz written by
-    ``export_keypoint_classifier`` or KTN's pickle (read with the restricted unpickler: arrays only)."""
-    try:
-        if path.endswith(".npz"):
-            with np.load(path, allow_pickle=False) as stored:
-                data = {name: stored[name] for name in stored.files}
-        else:
-            data = load_safe_pickle(path)
-    except FileNotFoundError:
-        raise CheckpointError(f"MODEL.ROI_DENSEPOSE_HEAD.KPT_CLASSIFIER_WEIGHT_DIR: {path}: file not found") from None
-    if not isinstance(data, dict) or not {"kpt_weight", "kpt_bias"} <= set(data):
-        raise CheckpointError(f"MODEL.ROI_DENSEPOSE_HEAD.KPT_CLASSIFIER_WEIGHT_DIR: {path}: expected arrays "
-                              f"'kpt_weight' and 'kpt_bias'")
-    return {name: np.asarray(data[name], dtype=np.float32) for name in ("kpt_weight", "kpt_bias")}
+def read_keypoint_classifier(path: str, names: Sequence[str] = ("kpt_weight", "kpt_bias")) -> Dict[str, np.ndarray]:
+    """The float32 arrays ``names`` of a keypoint classifier file (KPT_CLASSIFIER_WEIGHT_DIR): an npz written by
+    ``export_keypoint_classifier`` or an official pickle, read with the restricted unpickler (arrays only).
+    KTM v1's holds "kpt_weight" (C, K, 4, 4) and "kpt_bias" (K,)."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{KPT_CLASSIFIER_KEY}: {path}: keypoint classifier file not found")
+    if path.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as stored:
+            data = {name: stored[name] for name in stored.files}
+    else:
+        data = load_safe_pickle(path)
+    if not isinstance(data, dict) or not set(names) <= set(data):
+        raise CheckpointError(f"{KPT_CLASSIFIER_KEY}: {path}: expected arrays {', '.join(map(repr, names))}")
+    return {name: np.asarray(data[name], dtype=np.float32) for name in names}
 
 
 class CachedKernel(nn.Module):
@@ -190,7 +191,7 @@ class DensePoseKptRelationPredictor(_DirectOutputs):
             weight, bias = (torch.as_tensor(keypoint_classifier[k]) for k in ("kpt_weight", "kpt_bias"))
             expected = (input_channels, num_keypoints, kernel_size, kernel_size)
             if tuple(weight.shape) != expected or tuple(bias.shape) != (num_keypoints,):
-                raise CheckpointError(f"MODEL.ROI_DENSEPOSE_HEAD.KPT_CLASSIFIER_WEIGHT_DIR: kpt_weight {tuple(weight.shape)}"
+                raise CheckpointError(f"{KPT_CLASSIFIER_KEY}: kpt_weight {tuple(weight.shape)}"
                                       f" / kpt_bias {tuple(bias.shape)}, expected {expected} / ({num_keypoints},)")
         self.body_kpt_weight = nn.Parameter(weight.clone())
         self.body_kpt_bias = nn.Parameter(bias.clone())
