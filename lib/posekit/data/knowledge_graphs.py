@@ -16,7 +16,7 @@ from typing import Dict, FrozenSet, Iterator, List, Mapping, Optional, Sequence,
 import numpy as np
 
 from ..utils.errors import DataError
-from ..utils.io import atomic_write
+from ..utils.io import atomic_write_npz
 from .metadata import COCO
 
 logger = logging.getLogger(__name__)
@@ -282,12 +282,7 @@ def checked_graph(array: object, name: str, source: str, shape: Optional[Tuple[i
 
 def save_relation_graphs(path: str, graphs: Mapping[str, np.ndarray]) -> None:
     """Write named graphs (checked against their stored shapes) to an npz file, atomically."""
-    checked = {name: checked_graph(graph, name, path) for name, graph in graphs.items()}
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as handle:  # a file object: np.savez would append ".npz" to a name
-            np.savez(handle, **checked)
-    atomic_write(path, write)
+    atomic_write_npz(path, {name: checked_graph(graph, name, path) for name, graph in graphs.items()})
 
 
 def load_relation_graph(path: str, name: str, shape: Tuple[int, ...]) -> np.ndarray:

@@ -18,7 +18,7 @@ import pycocotools.mask as mask_utils
 from yacs.config import CfgNode
 
 from ..utils.errors import DataError
-from ..utils.io import atomic_write
+from ..utils.io import atomic_write_bytes
 from .densepose_mapper import DensePoseMapper
 from .detection_mapper import PERSON_CATEGORY_ID
 from .instance_transforms import _decode as decode_rle
@@ -128,11 +128,6 @@ def write_person_masks(records: Sequence[Dict[str, Any]], folder: str) -> List[s
         ok, encoded = cv2.imencode(MASK_SUFFIX, render_person_mask(record))
         if not ok:
             raise DataError(f"{path}: could not encode the mask as PNG")
-        atomic_write(path, lambda tmp, data=encoded.tobytes(): _write_bytes(tmp, data))
+        atomic_write_bytes(path, encoded.tobytes())
         written.append(path)
     return written
-
-
-def _write_bytes(path: str, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)

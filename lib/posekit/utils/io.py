@@ -3,7 +3,9 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Callable, Mapping, Union
+
+import numpy as np
 
 from .errors import OutputError
 
@@ -60,3 +62,20 @@ def atomic_write_text(path: PathLike, text: str) -> None:
 def atomic_write_json(path: PathLike, obj: Any, **kwargs) -> None:
     """Write ``obj`` as JSON to ``path`` atomically."""
     atomic_write_text(path, json.dumps(obj, **kwargs))
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+    atomic_write(path, write)
+
+
+def atomic_write_npz(path: PathLike, arrays: Mapping[str, Any]) -> None:
+    """Write named arrays as an uncompressed npz to exactly ``path`` (np.savez given a name would append ".npz"),
+    atomically."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+    atomic_write(path, write)

@@ -7,7 +7,7 @@ from typing import Dict
 import numpy as np
 
 from ...utils.errors import CheckpointError
-from ...utils.io import PathLike, atomic_write
+from ...utils.io import PathLike, atomic_write_npz
 from ..checkpoint import read_state_dict
 
 # Where the classifier lives: posekit's pre-training model, KTN's (keypoint_predictor), KTNv2's k_lowres.
@@ -28,10 +28,5 @@ def keypoint_classifier(state_dict: Dict[str, object], source: str) -> Dict[str,
 
 def export_keypoint_classifier(checkpoint: PathLike, output: PathLike) -> Path:
     """Write the keypoint classifier of ``checkpoint`` (a keypoint-pretrained KTN model) to the npz ``output``."""
-    arrays = keypoint_classifier(read_state_dict(str(checkpoint)), str(checkpoint))
-
-    def write(tmp: str) -> None:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, **arrays)
-    atomic_write(output, write)
+    atomic_write_npz(output, keypoint_classifier(read_state_dict(str(checkpoint)), str(checkpoint)))
     return Path(output)
