@@ -8,9 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from posekit.apis.dekr.validation import single_image_batches
+from posekit.apis.dekr.validation import evaluation_kind, single_image_batches
 from posekit.config import load_cfg
 from posekit.data import build_dataset, build_test_dataset
+from posekit.data import metadata
 from posekit.data.metadata import keypoint_set_from_cfg, load_keypoint_set_file
 from posekit.evaluation.evaluator import inference_on_dataset
 from posekit.evaluation.keypoints import KeypointEvaluator
@@ -118,13 +119,16 @@ def test_json_keypoint_names_must_match_the_set(tmp_path, samples_dir):
     assert "but keypoint set 'crowdpose' has ['left_shoulder', 'right_shoulder'," in message
 
 
-def test_set_built_from_the_json_names_with_one_warning(tmp_path, caplog):
+def test_set_built_from_the_json_names_with_one_warning(tmp_path, caplog, monkeypatch):
     categories = AP10K_CATEGORIES
     write_set(tmp_path, "train", ["a.jpg"], [person(1, 1000, 17, category_id=26)], categories)
     cfg = custom_cfg(tmp_path, 17)
+    reads = []
+    monkeypatch.setattr(metadata, "load_json", lambda path: reads.append(path) or json.loads(Path(path).read_text()))
     with caplog.at_level(logging.WARNING):
         first, again = keypoint_set_from_cfg(cfg), keypoint_set_from_cfg(cfg)
     assert first == again and first.joint_names == tuple(AP10K_NAMES)
+    assert len(reads) == 1  # the json is read once, however many parts ask for the set
     # Left/right pairs by name: eyes, shoulders, elbows, front paws, hips, knees, back paws.
     assert sorted(first.flip_pairs) == [(0, 1), (5, 8), (6, 9), (7, 10), (11, 14), (12, 15), (13, 16)]
     assert set(first.sigmas) == {0.05}
@@ -196,7 +200,10 @@ def test_ids_and_categories_come_from_the_json(tmp_path):
                    person(3, 1014, 17, category_id=26), person(4, 1014, 17, category_id=26, offset=40.0),
                    person(5, 1021, 17, category_id=1)]
     gt_json = write_set(tmp_path, "val", names, annotations, categories)
-    dataset = build_test_dataset(custom_cfg(tmp_path, 17))
+    # A DATASET_TEST left over from a CrowdPose yaml neither moves the test json nor selects CrowdPose scoring.
+    leftover = custom_cfg(tmp_path, 17, "DATASET.DATASET_TEST", "crowd_pose")
+    dataset = build_test_dataset(leftover)
+    assert dataset.gt_json == str(gt_json) and evaluation_kind(leftover) == "coco"
     assert [dataset[i][0] for i in range(4)] == [1000, 1007, 1014, 1021]
     assert [dataset.category_id(i) for i in range(4)] == [26, 1, 26, 1]
     assert (dataset[0][1] != dataset[1][1]).any()  # the two 000000.jpg are different images

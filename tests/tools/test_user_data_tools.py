@@ -137,8 +137,9 @@ def test_valid_checks_every_image_before_predicting(tmp_path, capsys):
         "annotations": [{"id": 1, "image_id": 5, "keypoints": [1, 1, 2] * 21, "num_keypoints": 21, "iscrowd": 0,
                          "area": 1.0}],
         "categories": [{"id": 1, "name": "hand", "keypoints": names}]}))
-    opts = ["DATASET.DATASET", "custom", "DATASET.DATASET_TEST", "custom", "DATASET.ROOT", root, "DATASET.TEST", "val",
-            "DATASET.KEYPOINT_SET", HAND21, "DATASET.NUM_JOINTS", "21", "MODEL.NUM_JOINTS", "21", "OUTPUT_DIR", tmp_path / "output",
+    # The sample config's DATASET_TEST (coco) needs no overriding for custom data.
+    opts = ["DATASET.DATASET", "custom", "DATASET.ROOT", root, "DATASET.TEST", "val", "DATASET.KEYPOINT_SET", HAND21,
+            "DATASET.NUM_JOINTS", "21", "MODEL.NUM_JOINTS", "21", "OUTPUT_DIR", tmp_path / "output",
             "TEST.MODEL_FILE", tmp_path / "never_loaded.pth"]
     code, err = exit_of(valid.main, ["--cfg", SAMPLE_CFG, *opts], capsys)
     assert code == 2 and len(err) == 1

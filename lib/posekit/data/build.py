@@ -41,8 +41,18 @@ def build_dataset(cfg: CfgNode, is_train: bool):
     return dekr_train_dataset(layout, keypoint_set_from_cfg(cfg), cfg.DATASET, cfg.SEED)
 
 
+def test_dataset_name(cfg: CfgNode) -> str:
+    """The data set the test split is read as: ``custom`` for custom data (an official yaml's DATASET_TEST
+    such as ``coco`` is left over from the file the user started from), else DATASET.DATASET_TEST, else
+    DATASET.DATASET."""
+    if cfg.DATASET.DATASET == "custom":
+        return "custom"
+    return cfg.DATASET.DATASET_TEST or cfg.DATASET.DATASET
+
+
 def build_test_dataset(cfg: CfgNode) -> KeypointTestDataset:
-    """Test images of DATASET.TEST read as DATASET.DATASET_TEST (DATASET.DATASET when that is empty)."""
-    key = "DATASET.DATASET_TEST" if cfg.DATASET.DATASET_TEST else "DATASET.DATASET"
-    layout = _layout(cfg.DATASET.DATASET_TEST or cfg.DATASET.DATASET, key, cfg, cfg.DATASET.TEST, is_train=False)
+    """Test images of DATASET.TEST read as ``test_dataset_name``."""
+    name = test_dataset_name(cfg)
+    key = "DATASET.DATASET_TEST" if name == cfg.DATASET.DATASET_TEST else "DATASET.DATASET"
+    layout = _layout(name, key, cfg, cfg.DATASET.TEST, is_train=False)
     return KeypointTestDataset(layout, keypoint_set_from_cfg(cfg), cfg.DATASET.SKIP_MISSING_IMAGES)

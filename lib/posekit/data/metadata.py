@@ -25,8 +25,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_SIGMA = 0.05
 # The rescore net normalises by links 9 and 11 (official), so a set's rescore links are either none or 12+.
 MIN_RESCORE_LINKS = 12
-# Annotation files whose derived keypoint set was announced (one warning line per file and process).
-_WARNED_BUILT_FROM = set()
+# Sets built from annotation jsons, by (path, modification time, size): a json of hundreds of megabytes is read
+# once per process, not by every part that asks for the set (data, model, evaluator, estimator).
+_JSON_SETS: Dict[Tuple[str, int, int], "KeypointSet"] = {}
 
 
 @dataclass(frozen=True)
@@ -253,11 +254,9 @@ def keypoint_set_from_json_categories(categories: Any, path: str) -> KeypointSet
                             f"({first['keypoints']} vs {other['keypoints']})")
     name = os.path.splitext(os.path.basename(path))[0]
     keypoint_set = keypoint_set_from_names(name, first["keypoints"], first.get("skeleton") or ())
-    if path not in _WARNED_BUILT_FROM:
-        _WARNED_BUILT_FROM.add(path)
-        logger.warning("keypoint set built from %s: %d keypoints, %d flip pairs from left/right names, every OKS "
-                       "sigma %.3g (set DATASET.KEYPOINT_SET to a keypoint set file for your own)", path,
-                       keypoint_set.num_joints, len(keypoint_set.flip_pairs), DEFAULT_SIGMA)
+    logger.warning("keypoint set built from %s: %d keypoints, %d flip pairs from left/right names, every OKS "
+                   "sigma %.3g (set DATASET.KEYPOINT_SET to a keypoint set file for your own)", path,
+                   keypoint_set.num_joints, len(keypoint_set.flip_pairs), DEFAULT_SIGMA)
     return keypoint_set
 
 
@@ -283,16 +282,11 @@ def keypoint_set_named(value: str) -> KeypointSet:
     return load_keypoint_set_file(value) if is_keypoint_set_file(value) else get_keypoint_set(value)
 
 
-def keypoint_set_from_cfg(cfg, json_categories: Optional[Tuple[Any, str]] = None) -> KeypointSet:
+def keypoint_set_from_cfg(cfg) -> KeypointSet:
     """The keypoint set a config uses: DATASET.KEYPOINT_SET (a registered name or a file), else the one its
-    DATASET.DATASET names, else (``custom``) the one an annotation json's categories list: those given as
-    ``(categories, path)``, else those of the config's training or test json."""
+    DATASET.DATASET names, else (``custom``) the one the categories of its training or test json list."""
     name = cfg.DATASET.KEYPOINT_SET or default_keypoint_set_name(cfg.DATASET.DATASET)
-    if name:
-        keypoint_set = keypoint_set_named(name)
-    else:
-        categories, path = json_categories or _configured_json_categories(cfg)
-        keypoint_set = keypoint_set_from_json_categories(categories, path)
+    keypoint_set = keypoint_set_named(name) if name else keypoint_set_from_json(_configured_json(cfg))
     if keypoint_set.num_joints != cfg.DATASET.NUM_JOINTS:
         raise ConfigError(f"DATASET.NUM_JOINTS is {cfg.DATASET.NUM_JOINTS} but keypoint set "
                           f"'{keypoint_set.name}' has {keypoint_set.num_joints} joints; set DATASET.KEYPOINT_SET "
@@ -300,13 +294,24 @@ def keypoint_set_from_cfg(cfg, json_categories: Optional[Tuple[Any, str]] = None
     return keypoint_set
 
 
-def _configured_json_categories(cfg) -> Tuple[Any, str]:
-    """(categories, path) of the first existing annotation json of the config (training, then test)."""
+def keypoint_set_from_json(path: str) -> KeypointSet:
+    """``keypoint_set_from_json_categories`` of an annotation json, read and announced once per file version."""
+    status = os.stat(path)
+    key = (os.path.abspath(path), status.st_mtime_ns, status.st_size)
+    if key not in _JSON_SETS:
+        data = load_json(path)
+        categories = data.get("categories") if isinstance(data, dict) else None
+        _JSON_SETS[key] = keypoint_set_from_json_categories(categories, path)
+    return _JSON_SETS[key]
+
+
+def _configured_json(cfg) -> str:
+    """The first existing annotation json of the config (training, then test)."""
     candidates = [given_paths(cfg, is_train)[0] or custom_annotation_file(cfg.DATASET.ROOT, split)
                   for is_train, split in ((True, cfg.DATASET.TRAIN), (False, cfg.DATASET.TEST))]
     for path in candidates:
         if os.path.isfile(path):
-            return load_json(path).get("categories"), path
+            return path
     raise ConfigError(f"DATASET.KEYPOINT_SET is empty and no annotation json was found to read keypoint names from "
                       f"(looked for {', '.join(candidates)}); set DATASET.KEYPOINT_SET to a keypoint set file")
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Sequence, Tuple
 
+import numpy as np
+
 from ...data.image_io import read_rgb
 from ...utils.errors import DataError
 from ...utils.io import atomic_write_json, atomic_write_text, require_writable_dir
@@ -28,11 +30,12 @@ class ImageDemoOutputs:
     skipped: List[Tuple[str, str]]
 
 
-def write_image_outputs(estimator: DekrEstimator, path: str, output: Path, people: Sequence[Prediction],
-                        vis_threshold: float) -> None:
-    """The drawn image, csv and json of one input image (``output``: the path without the suffix)."""
+def write_image_outputs(estimator: DekrEstimator, path: str, image: np.ndarray, output: Path,
+                        people: Sequence[Prediction], vis_threshold: float) -> None:
+    """The drawn image, csv and json of one input image (RGB ``image`` read from ``path``; ``output``: the
+    path without the suffix)."""
     poses = [person["keypoints"] for person in people]
-    drawn = draw_poses(read_rgb(path)[..., ::-1], poses, estimator.keypoint_set, vis_threshold)
+    drawn = draw_poses(image[..., ::-1], poses, estimator.keypoint_set, vis_threshold)
     write_image(output.with_name(output.name + ".jpg"), drawn)
     atomic_write_text(output.with_name(output.name + ".csv"), csv_text(estimator.keypoint_set, csv_rows(0, people)))
     atomic_write_json(output.with_name(output.name + ".json"),
@@ -46,17 +49,20 @@ def run_image_demo(estimator: DekrEstimator, paths: Sequence[str], output_dir: s
     skipped: List[Tuple[str, str]] = []
     written = 0
     for chunk in batches(iter(output_stems(paths)), batch_size):
-        failures: List[Tuple[int, str]] = []
-        results = estimator.predict_batch([path for path, _ in chunk], None if strict else failures)
-        failed = dict(failures)
-        for index, ((path, stem), people) in enumerate(zip(chunk, results)):
-            if index in failed:
-                logger.warning("skipped %s: %s", path, failed[index])
-                skipped.append((path, failed[index]))
-                continue
+        readable = []  # (path, stem, image): each file is read once, for the network and for drawing
+        for path, stem in chunk:
+            try:
+                readable.append((path, stem, read_rgb(path)))
+            except DataError as err:
+                if strict:
+                    raise
+                logger.warning("skipped %s: %s", path, err)
+                skipped.append((path, str(err)))
+        results = estimator.predict_batch([image for _, _, image in readable])
+        for (path, stem, image), people in zip(readable, results):
             output = Path(output_dir) / stem.parent / f"{stem.name}_pose"
             kept = [person for person in people if person["score"] > vis_threshold]
-            write_image_outputs(estimator, path, output, kept, vis_threshold)
+            write_image_outputs(estimator, path, image, output, kept, vis_threshold)
             written += 1
     return ImageDemoOutputs(written, skipped)
 

@@ -6,6 +6,7 @@ from typing import Dict, Iterator, List, Optional, Sequence
 from yacs.config import CfgNode
 
 from ...data import build_test_dataset
+from ...data.build import test_dataset_name
 from ...data.datasets import KeypointTestDataset
 from ...data.metadata import KeypointSet, keypoint_set_from_cfg
 from ...engine.training_state import BEST_FILE
@@ -51,7 +52,7 @@ def results_path(cfg: CfgNode, output: Path) -> Path:
 
 def evaluation_kind(cfg: CfgNode) -> str:
     """'crowdpose' for CrowdPose test sets (selected by name, as officially), else 'coco'."""
-    return "crowdpose" if "crowd" in (cfg.DATASET.DATASET_TEST or cfg.DATASET.DATASET) else "coco"
+    return "crowdpose" if "crowd" in test_dataset_name(cfg) else "coco"
 
 
 def ground_truth_subset(dataset: KeypointTestDataset, image_ids: Sequence[int], path: Path) -> str:
