@@ -1,6 +1,6 @@
 """``make demo``: train the tiny sample DEKR for a few minutes, test it on the sample images, run the video demo;
 then train a tiny DensePose R-CNN on the DensePose samples for a minute and draw its IUV output on a photo;
-then train a tiny LCR-Net on the Human3.6M samples for 90 s and draw its 2D + 3D poses on one of them.
+then train a tiny LCR-Net on the Human3.6M samples (200 steps, at most 90 s) and draw its 2D + 3D poses on one of them.
 
 Every step is the user's own command line, run as a subprocess of this Python and printed before it runs.
 """
@@ -29,7 +29,8 @@ DENSEPOSE_OUTPUT = "output/densepose_demo/demo_im_dp_segm.png"
 # apply_net numbers its outputs, one per input image, as detectron2's does.
 DENSEPOSE_SHOWN = "output/densepose_demo/demo_im_dp_segm.0001.png"
 LCRNET_CFG = "experiments/samples/lcrnet_tiny_h36m.yaml"
-# Bounded on 2 CPU cores (about 200 iterations when the machine is free): enough for it to find the sample people.
+# A bound: the tiny config's 200 steps (people from about step 100) took 26 s on 2 free CPU cores; a loaded
+# machine stops here with fewer steps.
 LCRNET_SECONDS = 90
 LCRNET_IMAGE = "data/samples/h36m/S8/S8_WalkDog_1.55011271/S8_WalkDog_1.55011271_000026.jpg"
 LCRNET_OUTPUT = "output/lcrnet_demo"
@@ -107,8 +108,8 @@ def main() -> int:
           f"  LCR-Net figure (2D skeletons over the image, 3D poses below) and people json:\n"
           f"                                             {LCRNET_OUTPUT}/{Path(LCRNET_IMAGE).stem}_lcrnet.png,\n"
           f"                                             {LCRNET_OUTPUT}/lcrnet_results.json\n"
-          f"                                             ({LCRNET_SECONDS} s of training on four images: it shows\n"
-          f"                                             the pipeline, not accuracy)\n"
+          f"                                             (200 steps on four images, at most {LCRNET_SECONDS} s: it\n"
+          f"                                             shows the pipeline, not accuracy)\n"
           f"  tensorboard logs:                          log/\n\n"
           + OFFICIAL_WEIGHTS_HELP.format(seconds=TRAIN_SECONDS))
     return 0
