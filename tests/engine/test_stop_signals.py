@@ -71,7 +71,7 @@ class SignalAt(Hook):
 
 
 def test_ctrl_c_saves_mid_epoch_and_the_rerun_matches_an_uninterrupted_run(tmp_path):
-    # SIGINT here; tests/tools/test_user_data_tools.py sends a real SIGTERM to a training process.
+    # SIGINT raised in this process (the test above sends a real SIGTERM to a training process).
     signum = signal.SIGINT
     straight = make_trainer(tmp_path / "straight")
     straight.train()

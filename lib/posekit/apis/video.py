@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..utils.errors import DataError
-from ..utils.io import atomic_write
+from ..utils.io import atomic_write_bytes
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def write_image(path: Path, image: np.ndarray) -> None:
     ok, encoded = cv2.imencode(path.suffix, image)
     if not ok:
         raise DataError(f"{path}: OpenCV cannot encode the image")
-    atomic_write(path, lambda tmp: Path(tmp).write_bytes(encoded.tobytes()))
+    atomic_write_bytes(path, encoded.tobytes())
 
 
 def frame_step(fps: float, inference_fps: float) -> int:

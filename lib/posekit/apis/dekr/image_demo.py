@@ -56,7 +56,7 @@ def run_image_demo(estimator: DekrEstimator, paths: Sequence[str], output_dir: s
             except DataError as err:
                 if strict:
                     raise
-                logger.warning("skipped %s: %s", path, err)
+                logger.warning("skipped %s", err)  # the reader's message names the file
                 skipped.append((path, str(err)))
         results = estimator.predict_batch([image for _, _, image in readable])
         for (path, stem, image), people in zip(readable, results):
@@ -73,7 +73,7 @@ def dekr_image_demo(cfg, args: argparse.Namespace) -> str:
     outputs = run_image_demo(DekrEstimator(cfg), args.images, args.outputDir, args.visthre, args.batchSize,
                              args.strict)
     if not outputs.written:
-        raise DataError(f"none of the {len(args.images)} input images could be read (first: {outputs.skipped[0][0]}: "
+        raise DataError(f"none of the {len(args.images)} input images could be read (first: "
                         f"{outputs.skipped[0][1]})")
     skipped = f", skipped {len(outputs.skipped)} unreadable" if outputs.skipped else ""
     return (f"processed {outputs.written} of {len(args.images)} images{skipped}\n"
