@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from posekit.apis.dekr.validation import evaluation_kind, single_image_batches
-from posekit.config import load_cfg
+from posekit.config import family_of, load_cfg
 from posekit.data import build_dataset, build_test_dataset
 from posekit.data import metadata
 from posekit.data.metadata import keypoint_set_from_cfg, load_keypoint_set_file
@@ -225,3 +225,12 @@ def test_ids_and_categories_come_from_the_json(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert sorted({(r["image_id"], r["category_id"]) for r in results}) == [(1000, 26), (1007, 1), (1014, 26),
                                                                             (1021, 1)]
+
+
+def test_custom_runs_are_named_after_the_data_root():
+    def folder(root):
+        cfg = load_cfg(None, ["DATASET.DATASET", "custom", "DATASET.ROOT", root])
+        return family_of(cfg).run_folders(cfg)[0]
+    assert folder("data/mpii/") == "mpii" and folder("/data/hands") == "hands"
+    # A root that names no folder (files given directly, relative to the working directory): not '.' or ''.
+    assert [folder(root) for root in ("", ".", "/")] == ["custom"] * 3

@@ -162,7 +162,8 @@ def _dataset_folder(cfg: CN) -> str:
     DATASET.DATASET (the official folder names)."""
     stem, extension = os.path.splitext(os.path.basename(cfg.DATASET.KEYPOINT_SET))
     if cfg.DATASET.DATASET == "custom":
-        return os.path.basename(os.path.normpath(cfg.DATASET.ROOT)) or "custom"
+        # ROOT '', '.', '..' or '/' names no data set: 'custom'.
+        return os.path.basename(os.path.normpath(cfg.DATASET.ROOT)).strip(".") or "custom"
     if extension.lower() in (".yaml", ".yml", ".json"):
         return stem
     return cfg.DATASET.DATASET.replace(":", "_")
