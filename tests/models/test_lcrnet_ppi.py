@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from posekit.models.lcrnet.ppi import integrate_poses, select_proposals
+from posekit.models.lcrnet.ppi import _plus_one_iou, integrate_poses, select_proposals
 from posekit.utils.errors import ConfigError
 
 J = 13
@@ -135,6 +135,12 @@ def test_zero_score_proposals_weigh_alike_and_make_no_person():
     np.testing.assert_allclose(zero_mode["pose2d"], BASE2D + [305, 0], rtol=1e-12)
     np.testing.assert_allclose(zero_mode["pose3d"], BASE3D + 0.005, rtol=1e-12)
     np.testing.assert_allclose(out["scores"], [0.9], rtol=1e-12)
+
+
+def test_grouping_iou_counts_detectron_plus_one_pixels():
+    # [0, 9] and [5, 14] hold 10 pixels each and share 5 columns: 50 / (100 + 100 - 50); apart: 0; itself: 1.
+    boxes = np.array([[5.0, 0, 14, 9], [20, 20, 29, 29], [0, 0, 9, 9]])
+    np.testing.assert_allclose(_plus_one_iou(boxes, np.array([0.0, 0, 9, 9])), [1 / 3, 0, 1], rtol=1e-15)
 
 
 def test_select_proposals_default_threshold_and_release_minimum():
