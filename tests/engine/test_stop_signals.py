@@ -21,8 +21,8 @@ from posekit.utils.errors import ConfigError
 pytestmark = pytest.mark.usefixtures("one_thread")  # the training process runs on one thread too
 
 HERE = Path(__file__).resolve().parent
-# A training process: the toy trainer under the tools' run_tool, one line per step, 50 ms per step so the
-# signal sent after the first line lands mid-run.
+# A training process: the toy trainer (one DataLoader worker) under the tools' run_tool, one line per step,
+# 50 ms per step so the signal sent after the first line lands mid-run.
 TRAINING_PROCESS = """
 import sys, time
 from engine_toys import make_trainer
@@ -34,16 +34,18 @@ class Announce(Hook):
         print("step", trainer.progress.iteration, flush=True)
         time.sleep(0.05)
 
-run_tool(lambda argv: make_trainer(__import__("pathlib").Path(sys.argv[1]), hooks=[Announce()]).train() and 0, [])
+run_tool(lambda argv: make_trainer(__import__("pathlib").Path(sys.argv[1]), workers=1,
+                                   hooks=[Announce()]).train() and 0, [])
 """
 
 
 def test_sigterm_to_a_training_process_saves_and_the_rerun_matches_an_uninterrupted_run(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parents[1] / "lib")]), OMP_NUM_THREADS="1")
     process = subprocess.Popen([sys.executable, "-c", TRAINING_PROCESS, str(tmp_path / "stopped")], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     assert process.stdout.readline().strip() == "step 1"
-    process.send_signal(signal.SIGTERM)
+    # To the process group, as timeout and batch schedulers send it: the worker must leave it to the trainer.
+    os.killpg(process.pid, signal.SIGTERM)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, err[-2000:]
     assert "interrupted: SIGTERM received: stopped at epoch" in err

@@ -52,9 +52,12 @@ class TrainingInterrupted(KeyboardInterrupt):
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def _ignore_interrupts(worker_id: int) -> None:
-    """DataLoader workers leave Ctrl-C to the main process, which stops after the step and saves."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers leave SIGINT and SIGTERM to the main process, which stops after the step and saves:
+    Ctrl-C, ``timeout`` and batch schedulers signal the whole process group, and a worker killed by them
+    would fail the step instead (the main process ends its workers itself)."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
@@ -111,7 +114,7 @@ class Trainer:
                                  num_workers=workers, collate_fn=collate_fn,
                                  pin_memory=pin_memory and context.device.type == "cuda",
                                  generator=torch.Generator().manual_seed(seed),
-                                 worker_init_fn=_ignore_interrupts if workers > 0 else None)
+                                 worker_init_fn=_ignore_stop_signals if workers > 0 else None)
         self.iterations_per_epoch = iterations_per_epoch(self.sampler.num_samples, solver)
         if self.iterations_per_epoch == 0:
             raise DataError("the training set is empty: no image to train on (check the data set's annotations)")
