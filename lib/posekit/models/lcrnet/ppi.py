@@ -27,7 +27,6 @@ from ...utils.errors import ConfigError
 from .codec import FLIP_PAIRS, LOWER_BODY_JOINTS, SHOULDERS_HEAD_JOINTS, TORSO_HEAD_JOINTS, TORSO_JOINTS
 
 ArrayLike = Union[Tensor, np.ndarray]
-RELEASE_MIN_PROPOSALS = 500
 # Closeness by mean 2D joint distance over these joints, relative to twice the longer side of p*'s box.
 DISTANCE_JOINTS = {"torso": TORSO_JOINTS, "torsohead": TORSO_HEAD_JOINTS, "head": (12,),
                    "shoulderhead": SHOULDERS_HEAD_JOINTS}
