@@ -39,7 +39,15 @@ run_tool(lambda argv: make_trainer(__import__("pathlib").Path(sys.argv[1]), work
 """
 
 
-def test_sigterm_to_a_training_process_saves_and_the_rerun_matches_an_uninterrupted_run(tmp_path):
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """The uninterrupted toy run (trained once for the module's tests)."""
+    trainer = make_trainer(tmp_path_factory.mktemp("straight"))
+    trainer.train()
+    return trainer
+
+
+def test_sigterm_to_a_training_process_saves_and_the_rerun_matches_an_uninterrupted_run(tmp_path, straight):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(HERE.parents[1] / "lib")]), OMP_NUM_THREADS="1")
     process = subprocess.Popen([sys.executable, "-c", TRAINING_PROCESS, str(tmp_path / "stopped")], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -53,8 +61,6 @@ def test_sigterm_to_a_training_process_saves_and_the_rerun_matches_an_uninterrup
     stopped_at = 5 * checkpoint["epoch"] + checkpoint["iteration"]
     assert 1 <= stopped_at < 15  # mid-run (15 steps in all)
 
-    straight = make_trainer(tmp_path / "straight")
-    straight.train()
     resumed = make_trainer(tmp_path / "stopped")
     assert resumed.progress.iteration == stopped_at
     resumed.train()
@@ -72,11 +78,9 @@ class SignalAt(Hook):
             signal.raise_signal(self.signum)
 
 
-def test_ctrl_c_saves_mid_epoch_and_the_rerun_matches_an_uninterrupted_run(tmp_path):
+def test_ctrl_c_saves_mid_epoch_and_the_rerun_matches_an_uninterrupted_run(tmp_path, straight):
     # SIGINT raised in this process (the test above sends a real SIGTERM to a training process).
     signum = signal.SIGINT
-    straight = make_trainer(tmp_path / "straight")
-    straight.train()
     previous_handler = signal.getsignal(signum)
     # 10 items in batches of 2: 5 steps per epoch. A signal after step 7 is seen by every process at the
     # next step's shared stop decision, so step 8 (epoch 1, iteration 3) is the last one.
@@ -95,6 +99,18 @@ def test_ctrl_c_saves_mid_epoch_and_the_rerun_matches_an_uninterrupted_run(tmp_p
     assert resumed.progress.loss_history == straight.progress.loss_history
     expected, actual = straight.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(actual[key], expected[key]) for key in expected)
+
+
+def test_a_second_signal_stops_at_once(tmp_path):
+    # A step that never ends (e.g. a stuck data source) can still be left with a second Ctrl-C.
+    class SignalTwice(Hook):
+        def after_step(self, trainer, losses) -> None:
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
+            raise AssertionError("the second signal did not stop training")
+    with pytest.raises(KeyboardInterrupt, match="SIGINT received again: stopped at once") as stopped:
+        make_trainer(tmp_path, hooks=[SignalTwice()]).train()
+    assert not isinstance(stopped.value, TrainingInterrupted)
 
 
 def test_a_different_config_for_a_run_folder_is_refused_unless_a_new_run(tmp_path):

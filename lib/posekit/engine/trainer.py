@@ -62,13 +62,19 @@ def _ignore_stop_signals(worker_id: int) -> None:
 
 @contextlib.contextmanager
 def stop_signals_caught(received: list):
-    """Within the block, SIGTERM and SIGINT append their number to ``received`` instead of ending the process
-    (main thread only; elsewhere signals keep their handlers)."""
+    """Within the block, SIGTERM and SIGINT append their number to ``received`` instead of ending the process;
+    a second one stops at once (KeyboardInterrupt), for a step that never ends (main thread only; elsewhere
+    signals keep their handlers)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
-                for signum in STOP_SIGNALS}
+
+    def stop_after_the_step(signum: int, frame) -> None:
+        received.append(signum)
+        if len(received) > 1:
+            raise KeyboardInterrupt(f"{signal.Signals(signum).name} received again: stopped at once, without saving")
+
+    previous = {signum: signal.signal(signum, stop_after_the_step) for signum in STOP_SIGNALS}
     try:
         yield
     finally:
