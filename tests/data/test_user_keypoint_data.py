@@ -149,6 +149,17 @@ def test_missing_fields_are_derived_with_one_warning_each(tmp_path, caplog):
     warnings = [r.getMessage() for r in caplog.records if "annotation(s) without" in r.getMessage()]
     assert sorted(w.split("'")[1] for w in warnings) == ["area", "iscrowd", "num_keypoints"]
     assert all("2 annotation(s)" in w for w in warnings)
+    # Test ground truth without a box (COCO's evaluation needs one): the labelled joints' extent.
+    del bare[1]["bbox"]
+    write_set(tmp_path, "val", ["a.jpg"], bare, hand_category())
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        scored = build_test_dataset(custom_cfg(tmp_path, 21, "DATASET.KEYPOINT_SET", HAND21))
+    boxless = scored.keypoint_file.annotations_by_image[1000][1]
+    # Labelled joints 0..9 at x = 10 + 3 j, y = 20 + 2 j: the box from (10, 20) to (37, 38).
+    assert boxless["bbox"] == [10, 20, 27, 18] and boxless["area"] == 27 * 18
+    assert any("1 annotation(s) without 'bbox': using the labelled keypoints' extent" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_files_given_directly_and_layout_errors_name_both_paths(tmp_path):

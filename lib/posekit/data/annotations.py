@@ -50,7 +50,7 @@ class KeypointFile:
     has_annotations: bool
     num_joints: Optional[int] = None  # K of the file's keypoints; None when no annotation carries any
     categories: List[dict] = dataclass_field(default_factory=list)  # the file's 'categories' (empty when absent)
-    derived: bool = False  # whether some annotation got a derived iscrowd / num_keypoints / area
+    derived: bool = False  # whether some annotation got a derived iscrowd / num_keypoints / bbox / area
 
 
 ANNOTATION_FIELDS = ("id", "image_id", "keypoints", "iscrowd", "num_keypoints")
@@ -72,12 +72,15 @@ def _check_keypoints(ann: dict, where: str, num_joints: Optional[int]) -> None:
 DERIVED_FIELDS = {
     "iscrowd": "0",
     "num_keypoints": "the count of keypoints with v > 0",
+    # Derived only for scoring (``derive_boxes``): COCO's evaluation reads every ground-truth box and area.
+    "bbox": "the labelled keypoints' extent",
     "area": "the box's width x height",
 }
 
 
 def _derive_missing_fields(ann: Any, wanted: Sequence[str], derived: Counter) -> None:
-    """Fill ``ann``'s missing iscrowd / num_keypoints / area (those in ``wanted``), counting each in ``derived``."""
+    """Fill ``ann``'s missing iscrowd / num_keypoints / bbox / area (those in ``wanted``), counting each in
+    ``derived``."""
     if not isinstance(ann, dict):
         return
     if "iscrowd" in wanted and "iscrowd" not in ann:
@@ -88,10 +91,22 @@ def _derive_missing_fields(ann: Any, wanted: Sequence[str], derived: Counter) ->
             and len(keypoints) % 3 == 0:
         ann["num_keypoints"] = sum(1 for v in keypoints[2::3] if v > 0)
         derived["num_keypoints"] += 1
+    if "bbox" in wanted and "bbox" not in ann and isinstance(keypoints, list) and len(keypoints) % 3 == 0:
+        ann["bbox"] = labelled_extent(keypoints)
+        derived["bbox"] += 1
     bbox = ann.get("bbox")
     if "area" in wanted and "area" not in ann and isinstance(bbox, list) and len(bbox) == 4:
         ann["area"] = float(bbox[2]) * float(bbox[3])
         derived["area"] += 1
+
+
+def labelled_extent(keypoints: Sequence[float]) -> List[float]:
+    """[x, y, width, height] around the keypoints with v > 0 (all zero when none is labelled)."""
+    labelled = [(x, y) for x, y, v in zip(keypoints[0::3], keypoints[1::3], keypoints[2::3]) if v > 0]
+    if not labelled:
+        return [0.0, 0.0, 0.0, 0.0]
+    xs, ys = zip(*labelled)
+    return [float(min(xs)), float(min(ys)), float(max(xs) - min(xs)), float(max(ys) - min(ys))]
 
 
 def _warn_derived(path: str, derived: Counter) -> None:
@@ -111,11 +126,13 @@ def _check_annotation(ann: Any, path: str, num_joints: Optional[int], extra_fiel
 
 
 def load_keypoint_file(path: str, num_joints: Optional[int], extra_fields: Sequence[str] = (),
-                       masks_from_segments: bool = False) -> KeypointFile:
+                       masks_from_segments: bool = False, derive_boxes: bool = False) -> KeypointFile:
     """Load and check a keypoint file; ``extra_fields`` are further per-annotation fields a reader needs.
 
     With an int ``num_joints`` every annotation carries ``keypoints`` of that many joints plus ``iscrowd`` and
-    ``num_keypoints`` (derived when absent, as ``area`` from the box: one warning line per field). With None keypoints are optional (detector files), but those present must all have the
+    ``num_keypoints`` (derived when absent, as ``area`` is from the box and, with ``derive_boxes``, the box from the
+    keypoints: one warning line per field). With None keypoints are optional (detector files), but those present
+    must all have the
     same joint count. With ``masks_from_segments``, crowd and unlabelled annotations must carry a segmentation
     (COCO loss mask).
     """
@@ -126,7 +143,8 @@ def load_keypoint_file(path: str, num_joints: Optional[int], extra_fields: Seque
     by_image: Dict[int, List[dict]] = defaultdict(list)
     has_annotations = "annotations" in data
     file_joints = num_joints
-    derivable = tuple(DERIVED_FIELDS) if num_joints is not None else ()
+    derivable = tuple(name for name in DERIVED_FIELDS if name != "bbox" or derive_boxes) if num_joints is not None \
+        else ()
     derived: Counter = Counter()
     for ann in require_list(data, "annotations", path) if has_annotations else []:
         _derive_missing_fields(ann, derivable, derived)
