@@ -149,17 +149,24 @@ def test_missing_fields_are_derived_with_one_warning_each(tmp_path, caplog):
     warnings = [r.getMessage() for r in caplog.records if "annotation(s) without" in r.getMessage()]
     assert sorted(w.split("'")[1] for w in warnings) == ["area", "iscrowd", "num_keypoints"]
     assert all("2 annotation(s)" in w for w in warnings)
-    # Test ground truth without a box (COCO's evaluation needs one): the labelled joints' extent.
-    del bare[1]["bbox"]
-    write_set(tmp_path, "val", ["a.jpg"], bare, hand_category())
+    # Test ground truth without a box or a category (COCO's evaluation reads both): the labelled joints'
+    # extent, the json's only category (with several, an error naming the annotation).
+    del bare[1]["bbox"], bare[1]["category_id"]
+    categories = [dict(hand_category()[0], id=4)]
+    write_set(tmp_path, "val", ["a.jpg"], bare, categories)
     caplog.clear()
+    cfg = custom_cfg(tmp_path, 21, "DATASET.KEYPOINT_SET", HAND21)
     with caplog.at_level(logging.WARNING):
-        scored = build_test_dataset(custom_cfg(tmp_path, 21, "DATASET.KEYPOINT_SET", HAND21))
-    boxless = scored.keypoint_file.annotations_by_image[1000][1]
+        scored = build_test_dataset(cfg)
+    derived = scored.keypoint_file.annotations_by_image[1000][1]
     # Labelled joints 0..9 at x = 10 + 3 j, y = 20 + 2 j: the box from (10, 20) to (37, 38).
-    assert boxless["bbox"] == [10, 20, 27, 18] and boxless["area"] == 27 * 18
-    assert any("1 annotation(s) without 'bbox': using the labelled keypoints' extent" in r.getMessage()
-               for r in caplog.records)
+    assert derived["bbox"] == [10, 20, 27, 18] and derived["area"] == 27 * 18 and derived["category_id"] == 4
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("1 annotation(s) without 'bbox': using the labelled keypoints' extent" in m for m in messages)
+    assert any("1 annotation(s) without 'category_id': using the json's only category" in m for m in messages)
+    write_set(tmp_path, "val", ["a.jpg"], bare, categories + [dict(categories[0], id=5)])
+    with pytest.raises(DataError, match=r"val.json: annotation 2: missing field 'category_id'"):
+        build_test_dataset(cfg)
 
 
 def test_files_given_directly_and_layout_errors_name_both_paths(tmp_path):

@@ -72,15 +72,24 @@ def _check_keypoints(ann: dict, where: str, num_joints: Optional[int]) -> None:
 DERIVED_FIELDS = {
     "iscrowd": "0",
     "num_keypoints": "the count of keypoints with v > 0",
-    # Derived only for scoring (``derive_boxes``): COCO's evaluation reads every ground-truth box and area.
+    # Derived only for scoring (``for_scoring``): COCO's evaluation reads every ground-truth box, area and
+    # category (that of a json with one category; with several, a missing one is an error).
     "bbox": "the labelled keypoints' extent",
     "area": "the box's width x height",
+    "category_id": "the json's only category",
 }
+SCORING_FIELDS = ("bbox", "category_id")
 
 
-def _derive_missing_fields(ann: Any, wanted: Sequence[str], derived: Counter) -> None:
-    """Fill ``ann``'s missing iscrowd / num_keypoints / bbox / area (those in ``wanted``), counting each in
-    ``derived``."""
+def _only_category_id(categories: Any) -> Optional[int]:
+    """The id of a json's single category (None when it lists none or several)."""
+    ids = [c["id"] for c in categories if isinstance(c, dict) and "id" in c] if isinstance(categories, list) else []
+    return ids[0] if len(ids) == 1 else None
+
+
+def _derive_missing_fields(ann: Any, wanted: Sequence[str], derived: Counter, category_id: Optional[int]) -> None:
+    """Fill ``ann``'s missing iscrowd / num_keypoints / bbox / area / category_id (those in ``wanted``; the last
+    when ``category_id`` is given), counting each in ``derived``."""
     if not isinstance(ann, dict):
         return
     if "iscrowd" in wanted and "iscrowd" not in ann:
@@ -98,6 +107,9 @@ def _derive_missing_fields(ann: Any, wanted: Sequence[str], derived: Counter) ->
     if "area" in wanted and "area" not in ann and isinstance(bbox, list) and len(bbox) == 4:
         ann["area"] = float(bbox[2]) * float(bbox[3])
         derived["area"] += 1
+    if "category_id" in wanted and "category_id" not in ann and category_id is not None:
+        ann["category_id"] = category_id
+        derived["category_id"] += 1
 
 
 def labelled_extent(keypoints: Sequence[float]) -> List[float]:
@@ -126,15 +138,14 @@ def _check_annotation(ann: Any, path: str, num_joints: Optional[int], extra_fiel
 
 
 def load_keypoint_file(path: str, num_joints: Optional[int], extra_fields: Sequence[str] = (),
-                       masks_from_segments: bool = False, derive_boxes: bool = False) -> KeypointFile:
+                       masks_from_segments: bool = False, for_scoring: bool = False) -> KeypointFile:
     """Load and check a keypoint file; ``extra_fields`` are further per-annotation fields a reader needs.
 
     With an int ``num_joints`` every annotation carries ``keypoints`` of that many joints plus ``iscrowd`` and
-    ``num_keypoints`` (derived when absent, as ``area`` is from the box and, with ``derive_boxes``, the box from the
-    keypoints: one warning line per field). With None keypoints are optional (detector files), but those present
-    must all have the
-    same joint count. With ``masks_from_segments``, crowd and unlabelled annotations must carry a segmentation
-    (COCO loss mask).
+    ``num_keypoints`` (derived when absent, as ``area`` is from the box: one warning line per field); a ground
+    truth ``for_scoring`` needs ``bbox`` and ``category_id`` too (derived when possible, DERIVED_FIELDS). With
+    None keypoints are optional (detector files), but those present must all have the same joint count. With
+    ``masks_from_segments``, crowd and unlabelled annotations must carry a segmentation (COCO loss mask).
     """
     data = load_json(path)
     images = require_list(data, "images", path)
@@ -143,19 +154,21 @@ def load_keypoint_file(path: str, num_joints: Optional[int], extra_fields: Seque
     by_image: Dict[int, List[dict]] = defaultdict(list)
     has_annotations = "annotations" in data
     file_joints = num_joints
-    derivable = tuple(name for name in DERIVED_FIELDS if name != "bbox" or derive_boxes) if num_joints is not None \
-        else ()
+    derivable = tuple(name for name in DERIVED_FIELDS if name not in SCORING_FIELDS or for_scoring) \
+        if num_joints is not None else ()
+    required = tuple(extra_fields) + (SCORING_FIELDS if for_scoring else ())
+    categories = data.get("categories")
+    only_category = _only_category_id(categories)
     derived: Counter = Counter()
     for ann in require_list(data, "annotations", path) if has_annotations else []:
-        _derive_missing_fields(ann, derivable, derived)
-        _check_annotation(ann, path, file_joints, extra_fields, masks_from_segments,
+        _derive_missing_fields(ann, derivable, derived, only_category)
+        _check_annotation(ann, path, file_joints, required, masks_from_segments,
                           keypoints_required=num_joints is not None)
         if file_joints is None and "keypoints" in ann:
             # The first annotation with keypoints fixes K for the rest of the file.
             file_joints = len(ann["keypoints"]) // 3
         by_image[ann["image_id"]].append(ann)
     _warn_derived(path, derived)
-    categories = data.get("categories")
     return KeypointFile(path, images, dict(by_image), has_annotations, file_joints,
                         categories if isinstance(categories, list) else [], bool(derived))
 

@@ -202,9 +202,8 @@ class KeypointTestDataset(Dataset):
 
     def __init__(self, layout: DatasetLayout, keypoint_set: KeypointSet, skip_missing: bool = False) -> None:
         self.layout = layout
-        # Boxes missing from the ground truth are derived for COCO's evaluation, which reads every one.
         keypoint_file = load_keypoint_file(layout.annotation_file, keypoint_set.num_joints,
-                                           _annotation_fields(layout), derive_boxes=True)
+                                           _annotation_fields(layout), for_scoring=True)
         check_json_keypoint_names(keypoint_set, keypoint_file.categories, layout.annotation_file)
         if not keypoint_file.images:
             raise DataError(f"{layout.annotation_file}: the json lists no images: nothing to test on")
