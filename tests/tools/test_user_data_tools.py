@@ -134,8 +134,8 @@ def test_valid_checks_every_image_before_predicting(tmp_path, capsys):
     (root / "annotations").mkdir()
     (root / "annotations/val.json").write_text(json.dumps({
         "images": [{"id": 5, "file_name": "a.jpg"}, {"id": 6, "file_name": "gone.jpg"}],
-        "annotations": [{"id": 1, "image_id": 5, "keypoints": [1, 1, 2] * 21, "num_keypoints": 21, "iscrowd": 0,
-                         "area": 1.0}],
+        "annotations": [{"id": 1, "image_id": 5, "category_id": 1, "keypoints": [1, 1, 2] * 21, "num_keypoints": 21,
+                         "iscrowd": 0, "bbox": [0, 0, 1, 1], "area": 1.0}],
         "categories": [{"id": 1, "name": "hand", "keypoints": names}]}))
     # The sample config's DATASET_TEST (coco) needs no overriding for custom data.
     opts = ["DATASET.DATASET", "custom", "DATASET.ROOT", root, "DATASET.TEST", "val", "DATASET.KEYPOINT_SET", HAND21,
