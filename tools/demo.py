@@ -36,7 +36,7 @@ LCRNET_IMAGE = "data/samples/h36m/S8/S8_WalkDog_1.55011271/S8_WalkDog_1.55011271
 LCRNET_OUTPUT = "output/lcrnet_demo"
 
 OFFICIAL_WEIGHTS_HELP = """\
-These weights were trained for {seconds} s on four sample images: they show that training, testing and the
+These weights were trained for at most {seconds} s on four sample images: they show that training, testing and the
 video demo run end to end, not how accurate DEKR is (expect an AP near 0). For real results, download the
 official models (model/pose_coco/pose_dekr_hrnetw32_coco.pth, model/rescore/final_rescore_coco_kpt.pth, see
 the README) and run:
