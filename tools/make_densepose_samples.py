@@ -11,8 +11,8 @@ person's box. The 125 points go into the box frame (densepose.md §5.1) as dp = 
 dp_I, dp_U, dp_V are copied. dp_masks are made up from the points, since the npz has none: coarse part k's
 mask is the convex hull of the points whose chart belongs to part k, filled on the 256 x 256 box canvas (the
 pixels whose centres lie inside, cv2.fillConvexPoly at 1/16 pixel), plus the pixels the points fall in, so
-every point lies on its part (``[]`` for a part with fewer than 3 points); neighbouring hulls may overlap,
-unlike real masks.
+every point lies on its part, then grown by a disc of MASK_MARGIN canvas pixels so thin limbs stay learnable
+(``[]`` for a part with fewer than 3 points); neighbouring masks may overlap, unlike real masks.
 One pasted copy carries no DensePose fields: a person whose box trains the detector only (§5.1).
 No flipped copy: flipping U, V needs UV_symmetry_transforms.mat, which is not in the repository (§5.3).
 """
@@ -43,6 +43,9 @@ PART_COUNT = 14
 BACKGROUND = 114
 JPEG_QUALITY = 90
 HULL_SHIFT = 4  # cv2 fixed-point bits: polygon vertices at 1/16 pixel
+# Hulls of a limb's few points are often a few canvas pixels wide, thinner than one cell of the S output: grow
+# them by a disc of this radius so S can learn them (real masks cover the whole limb).
+MASK_MARGIN = 8
 
 
 @dataclass(frozen=True)
@@ -99,13 +102,14 @@ def load_person(path: str) -> Dict[str, np.ndarray]:
 
 
 def part_mask(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The filled convex hull of box-frame points and their own pixels on the 256 x 256 canvas."""
+    """The filled convex hull of box-frame points and their own pixels on the 256 x 256 canvas, grown by MASK_MARGIN."""
     vertices = np.round((np.stack([x, y], axis=1) - 0.5) * (1 << HULL_SHIFT)).astype(np.int32)
     canvas = np.zeros((FRAME, FRAME), np.uint8)
     cv2.fillConvexPoly(canvas, cv2.convexHull(vertices), 1, lineType=cv2.LINE_8, shift=HULL_SHIFT)
     # A hull vertex's pixel may have its centre outside the hull: set the points' own pixels too.
     canvas[np.floor(y).astype(np.int64), np.floor(x).astype(np.int64)] = 1
-    return canvas
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * MASK_MARGIN + 1, 2 * MASK_MARGIN + 1))
+    return cv2.dilate(canvas, disc)
 
 
 def part_masks(dp_x: np.ndarray, dp_y: np.ndarray, charts: np.ndarray) -> List[object]:
