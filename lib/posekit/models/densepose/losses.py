@@ -188,7 +188,11 @@ def roi_part_labels(gt_boxes: Tensor, roi_boxes: Tensor, annotations: Sequence[O
             if points is not None and len(points) and points.part_masks is not None]
     if not rois:
         return None
-    canvases = torch.stack([part_labels(annotations[k].part_masks) for k in rois]).to(gt_boxes.device)
+    painted: Dict[int, Tensor] = {}  # a person's ROIs share its canvas: decode its 14 RLE masks once
+    for k in rois:
+        if id(annotations[k]) not in painted:
+            painted[id(annotations[k])] = part_labels(annotations[k].part_masks)
+    canvases = torch.stack([painted[id(annotations[k])] for k in rois]).to(gt_boxes.device)
     index = torch.tensor(rois, device=gt_boxes.device)
     return index, resample_to_rois(canvases, gt_boxes[index], roi_boxes[index], size).long()
 
